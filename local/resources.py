@@ -1,0 +1,178 @@
+"""Creates the stack's table, queues and secrets in an embedded AWS (moto) from template.yaml.
+
+The table's keys and indexes, the queue's visibility timeout and redrive
+policy, and the function environment are read from the same `template.yaml`
+that `sam deploy` uses, so the local stack cannot drift from the deployed one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+REGION = "us-east-1"
+LOCAL_NAMES = {
+    "table": "lead-caller-leads",
+    "queue": "lead-caller-leads",
+    "dlq": "lead-caller-leads-dlq",
+    "unpod_secret": "lead-caller/unpod",
+    "webhook_secret": "lead-caller/webhooks",
+}
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that keeps CloudFormation short-form tags (!Ref, !Sub...) as {"Tag": value}."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {suffix: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    """template.yaml as plain data (intrinsic functions left unresolved)."""
+    with path.open() as handle:
+        data = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - _CfnLoader is a SafeLoader
+    assert isinstance(data, dict)
+    return data
+
+
+def parameter_defaults(template: Mapping[str, Any]) -> dict[str, str]:
+    """Default value of every template parameter, as strings."""
+    return {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+
+
+@dataclass(frozen=True)
+class LocalResources:
+    """Names and URLs of what `create_resources` made."""
+
+    endpoint_url: str
+    table_name: str
+    queue_url: str
+    dlq_url: str
+    unpod_secret_id: str
+    webhook_secret_id: str
+
+
+def _client(service: str, endpoint_url: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - moto's fixed dummy credentials
+    )
+
+
+def create_resources(
+    endpoint_url: str,
+    unpod_secret: Mapping[str, Any],
+    webhook_secret: Mapping[str, Any],
+    template: Mapping[str, Any] | None = None,
+) -> LocalResources:
+    """Create table, queue + DLQ and secrets as template.yaml defines them."""
+    template = template or load_template()
+    resources = template["Resources"]
+    defaults = parameter_defaults(template)
+
+    table = resources["LeadsTable"]["Properties"]
+    dynamodb = _client("dynamodb", endpoint_url)
+    dynamodb.create_table(
+        TableName=LOCAL_NAMES["table"],
+        AttributeDefinitions=table["AttributeDefinitions"],
+        KeySchema=table["KeySchema"],
+        GlobalSecondaryIndexes=table.get("GlobalSecondaryIndexes", []),
+        BillingMode=table["BillingMode"],
+    )
+    ttl = table.get("TimeToLiveSpecification")
+    if ttl:
+        dynamodb.update_time_to_live(TableName=LOCAL_NAMES["table"], TimeToLiveSpecification=ttl)
+
+    sqs = _client("sqs", endpoint_url)
+    dlq_url = sqs.create_queue(QueueName=LOCAL_NAMES["dlq"])["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = resources["LeadsQueue"]["Properties"]
+    max_receive = queue["RedrivePolicy"]["maxReceiveCount"]
+    if isinstance(max_receive, dict):  # {"Ref": "MaxReceiveCount"}
+        max_receive = defaults[max_receive["Ref"]]
+    queue_url = sqs.create_queue(
+        QueueName=LOCAL_NAMES["queue"],
+        Attributes={
+            "VisibilityTimeout": str(queue.get("VisibilityTimeout", 30)),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive)}),
+        },
+    )["QueueUrl"]
+
+    secrets = _client("secretsmanager", endpoint_url)
+    secrets.create_secret(Name=LOCAL_NAMES["unpod_secret"], SecretString=json.dumps(dict(unpod_secret)))
+    secrets.create_secret(Name=LOCAL_NAMES["webhook_secret"], SecretString=json.dumps(dict(webhook_secret)))
+    return LocalResources(
+        endpoint_url=endpoint_url,
+        table_name=LOCAL_NAMES["table"],
+        queue_url=queue_url,
+        dlq_url=dlq_url,
+        unpod_secret_id=LOCAL_NAMES["unpod_secret"],
+        webhook_secret_id=LOCAL_NAMES["webhook_secret"],
+    )
+
+
+def function_environment(
+    resources: LocalResources, overrides: Mapping[str, str] | None = None, template: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """The functions' environment as the template sets it, pointed at the local resources.
+
+    Template parameters are resolved to their defaults; resource references to
+    the local names; `overrides` win.
+    """
+    template = template or load_template()
+    defaults = parameter_defaults(template)
+    variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    refs = {
+        "LeadsTable": resources.table_name,
+        "LeadsQueue": resources.queue_url,
+    }
+    environment: dict[str, str] = {}
+    for name, value in variables.items():
+        environment[name] = _resolve(value, defaults, refs)
+    environment.update(
+        {
+            "LEADS_TABLE_NAME": resources.table_name,
+            "LEADS_QUEUE_URL": resources.queue_url,
+            "UNPOD_SECRET_ID": resources.unpod_secret_id,
+            "WEBHOOK_SECRET_ID": resources.webhook_secret_id,
+            "AWS_ENDPOINT_URL": resources.endpoint_url,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+    )
+    environment.update(overrides or {})
+    return environment
+
+
+def _resolve(value: Any, defaults: Mapping[str, str], refs: Mapping[str, str]) -> str:
+    """Resolve {"Ref": param} to the parameter default; anything else unresolvable becomes ""."""
+    if isinstance(value, dict) and "Ref" in value:
+        name = value["Ref"]
+        return refs.get(name, defaults.get(name, ""))
+    if isinstance(value, dict):
+        return ""
+    return str(value)

@@ -1,0 +1,175 @@
+"""All of lead-caller's configuration, read from environment variables in one place.
+
+Every setting has a safe default except the resource names that the SAM template
+injects (table, queue, secrets). `Settings.from_env()` fails fast with a message
+naming the variable when a value cannot be parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_UNPOD_BASE_URL = "https://unpod.ai/api/v2/platform"
+DEFAULT_CREATE_TASK_PATH = "/spaces/{space_token}/tasks/create/"
+DEFAULT_CONTEXT = (
+    "Call this new lead, introduce yourself on behalf of our sales team, "
+    "understand what they need and offer to book a meeting."
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where and how a lead is called: Unpod pilot (agent), context and schedule.
+
+    `None` means "use the default": the pilot/space from the Unpod secret,
+    the context and schedule from the settings.
+    """
+
+    pilot: str | None = None
+    space_token: str | None = None
+    context: str | None = None
+    schedule: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings of both functions (see README "Configuration reference")."""
+
+    table_name: str = "lead-caller-leads"
+    queue_url: str = ""
+    unpod_secret_id: str = "lead-caller/unpod"  # noqa: S105 - a secret name, not a secret
+    webhook_secret_id: str = "lead-caller/webhooks"  # noqa: S105 - a secret name, not a secret
+    unpod_base_url: str = DEFAULT_UNPOD_BASE_URL
+    unpod_create_task_path: str = DEFAULT_CREATE_TASK_PATH
+    unpod_connect_timeout: float = 3.05
+    unpod_read_timeout: float = 15.0
+    unpod_max_retries: int = 2
+    unpod_max_retry_after: float = 10.0
+    default_context: str = DEFAULT_CONTEXT
+    default_schedule: Mapping[str, Any] = field(default_factory=lambda: {"type": "now"})
+    default_phone_region: str = "US"
+    max_documents_per_request: int = 20
+    dedupe_window_seconds: int = 86_400
+    lead_retention_days: int = 365
+    max_receive_count: int = 5
+    max_body_bytes: int = 1_048_576
+    public_base_url: str | None = None
+    secrets_max_age_seconds: int = 300
+    source_routing: Mapping[str, Routing] = field(default_factory=dict)
+
+    def routing_for(self, source: str) -> Routing:
+        """The routing of a source, with the global defaults filled in."""
+        override = self.source_routing.get(source, Routing())
+        return Routing(
+            pilot=override.pilot,
+            space_token=override.space_token,
+            context=override.context or self.default_context,
+            schedule=override.schedule or self.default_schedule,
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables (`os.environ` by default)."""
+        env = os.environ if env is None else env
+        defaults = cls()
+
+        def text(name: str, default: str) -> str:
+            value = env.get(name, "").strip()
+            return value or default
+
+        def number(name: str, default: float, kind: type = int, minimum: float = 0) -> Any:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = kind(raw)
+            except ValueError as error:
+                raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from error
+            if value < minimum:
+                raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
+            return value
+
+        schedule = _json_object(env, "DEFAULT_SCHEDULE", defaults.default_schedule)
+        _check_schedule("DEFAULT_SCHEDULE", schedule)
+        return cls(
+            table_name=text("LEADS_TABLE_NAME", defaults.table_name),
+            queue_url=text("LEADS_QUEUE_URL", defaults.queue_url),
+            unpod_secret_id=text("UNPOD_SECRET_ID", defaults.unpod_secret_id),
+            webhook_secret_id=text("WEBHOOK_SECRET_ID", defaults.webhook_secret_id),
+            unpod_base_url=text("UNPOD_BASE_URL", defaults.unpod_base_url).rstrip("/"),
+            unpod_create_task_path=text("UNPOD_CREATE_TASK_PATH", defaults.unpod_create_task_path),
+            unpod_connect_timeout=number("UNPOD_CONNECT_TIMEOUT", defaults.unpod_connect_timeout, float, 0.1),
+            unpod_read_timeout=number("UNPOD_READ_TIMEOUT", defaults.unpod_read_timeout, float, 0.1),
+            unpod_max_retries=number("UNPOD_MAX_RETRIES", defaults.unpod_max_retries),
+            unpod_max_retry_after=number("UNPOD_MAX_RETRY_AFTER", defaults.unpod_max_retry_after, float),
+            default_context=text("DEFAULT_CONTEXT", defaults.default_context),
+            default_schedule=schedule,
+            default_phone_region=text("DEFAULT_PHONE_REGION", defaults.default_phone_region).upper(),
+            max_documents_per_request=number(
+                "MAX_DOCUMENTS_PER_REQUEST", defaults.max_documents_per_request, int, 1
+            ),
+            dedupe_window_seconds=number("DEDUPE_WINDOW_SECONDS", defaults.dedupe_window_seconds),
+            lead_retention_days=number("LEAD_RETENTION_DAYS", defaults.lead_retention_days),
+            max_receive_count=number("MAX_RECEIVE_COUNT", defaults.max_receive_count, int, 1),
+            max_body_bytes=number("MAX_BODY_BYTES", defaults.max_body_bytes, int, 1),
+            public_base_url=(env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or None),
+            secrets_max_age_seconds=number("SECRETS_MAX_AGE_SECONDS", defaults.secrets_max_age_seconds),
+            source_routing=_source_routing(env),
+        )
+
+
+def _json_object(env: Mapping[str, str], name: str, default: Any) -> Any:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{name} is not valid JSON: {error.msg} at position {error.pos}") from error
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a JSON object")
+    return value
+
+
+def _check_schedule(name: str, schedule: Mapping[str, Any]) -> None:
+    kind = schedule.get("type")
+    if kind not in ("now", "auto", "custom"):
+        raise ConfigError(f"{name}.type must be one of now, auto, custom; got {kind!r}")
+    if kind == "custom" and not (schedule.get("calling_date") and schedule.get("calling_time")):
+        raise ConfigError(f"{name} of type custom needs calling_date and calling_time")
+
+
+def _source_routing(env: Mapping[str, str]) -> dict[str, Routing]:
+    """Parse SOURCE_ROUTING: {"<source>": {"pilot", "space_token", "context", "schedule"}}."""
+    raw = _json_object(env, "SOURCE_ROUTING", {})
+    routing: dict[str, Routing] = {}
+    allowed = {"pilot", "space_token", "context", "schedule"}
+    for source, values in raw.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"SOURCE_ROUTING.{source} must be an object")
+        unknown = set(values) - allowed
+        if unknown:
+            raise ConfigError(f"SOURCE_ROUTING.{source} has unknown keys: {', '.join(sorted(unknown))}")
+        for key in ("pilot", "space_token", "context"):
+            if key in values and not (isinstance(values[key], str) and values[key].strip()):
+                raise ConfigError(f"SOURCE_ROUTING.{source}.{key} must be a non-empty string")
+        schedule = values.get("schedule")
+        if schedule is not None:
+            if not isinstance(schedule, dict):
+                raise ConfigError(f"SOURCE_ROUTING.{source}.schedule must be an object")
+            _check_schedule(f"SOURCE_ROUTING.{source}.schedule", schedule)
+        routing[source] = Routing(
+            pilot=values.get("pilot"),
+            space_token=values.get("space_token"),
+            context=values.get("context"),
+            schedule=schedule,
+        )
+    return routing

@@ -1,0 +1,285 @@
+"""Dispatch: claim queued leads, call Unpod in batches, record every outcome.
+
+For one SQS batch:
+1. each message is claimed in DynamoDB (`LeadStore.claim`): duplicates are
+   dropped, our own redeliveries after a crash/timeout are reconciled with
+   Unpod (`UnpodClient.find_task`) before anything is sent again;
+2. the claimed leads are grouped by (space, pilot, context, schedule) and sent
+   as Create Task requests of at most `max_documents_per_request` documents;
+3. a permanent validation refusal of a multi-contact request is split in
+   halves and retried, so one bad contact cannot sink the others;
+4. transient failures leave the message for SQS to redeliver; on its last
+   receive (MAX_RECEIVE_COUNT) the lead is marked failed before SQS moves it
+   to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lead_caller.config import ConfigError, Settings
+from lead_caller.leads import LeadMessage
+from lead_caller.observability import logger, metrics, redact
+from lead_caller.secrets import SecretError
+from lead_caller.store import Claim, LeadStore
+from lead_caller.unpod import CreateTaskOutcome, UnpodClient, UnpodCredentials, UnpodLookupError
+
+
+@dataclass(frozen=True)
+class QueuedRecord:
+    """The parts of an SQS record the dispatcher uses."""
+
+    message_id: str
+    body: str
+    receive_count: int
+
+
+@dataclass
+class _Lead:
+    record: QueuedRecord
+    message: LeadMessage
+    claim: Claim
+
+
+@dataclass(frozen=True)
+class RouteKey:
+    """Leads sharing a RouteKey can go in one Create Task request."""
+
+    space_token: str
+    pilot: str
+    context: str
+    schedule_json: str
+
+
+@dataclass
+class BatchResult:
+    """message_id -> reason to retry; messages absent from `retry` are done."""
+
+    retry: dict[str, str] = field(default_factory=dict)
+
+
+class Dispatcher:
+    """Calls Unpod for queued leads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: LeadStore,
+        client: UnpodClient,
+        credentials: Callable[[], UnpodCredentials],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.client = client
+        self.credentials = credentials
+
+    def dispatch(self, records: Sequence[QueuedRecord]) -> BatchResult:
+        """Process one SQS batch; returns which messages must be retried."""
+        result = BatchResult()
+        try:
+            credentials = self.credentials()
+        except (SecretError, ConfigError) as error:
+            logger.error("Unpod credentials unavailable", extra={"error": str(error)})
+            for record in records:
+                result.retry[record.message_id] = "credentials unavailable"
+            return result
+
+        leads: list[_Lead] = []
+        for record in records:
+            lead = self._claim(record, result)
+            if lead is not None:
+                leads.append(lead)
+
+        to_send: list[_Lead] = []
+        lookups: dict[str, tuple[str, tuple[str, ...]] | None] = {}
+        for lead in leads:
+            if lead.claim.needs_reconcile and self._reconcile(lead, credentials, lookups, result):
+                continue
+            to_send.append(lead)
+
+        groups: dict[RouteKey, list[_Lead]] = {}
+        for lead in to_send:
+            groups.setdefault(self._route(lead.message, credentials), []).append(lead)
+        size = self.settings.max_documents_per_request
+        for route, members in groups.items():
+            for start in range(0, len(members), size):
+                self._send(route, members[start : start + size], credentials, result)
+        return result
+
+    def _claim(self, record: QueuedRecord, result: BatchResult) -> _Lead | None:
+        try:
+            message = LeadMessage.from_json(record.body)
+        except ValueError as error:
+            # Not ours or corrupted: keep it for the dead-letter queue, where a person can look.
+            logger.error("unreadable queue message", extra={"message_id": record.message_id, "error": str(error)})
+            result.retry[record.message_id] = "unreadable message"
+            return None
+        try:
+            claim = self.store.claim(message, record.message_id)
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("claim failed", extra={"lead_id": message.lead_id, "error": type(error).__name__})
+            result.retry[record.message_id] = "claim failed"
+            return None
+        if claim.kind == "duplicate":
+            logger.info(
+                "duplicate lead skipped",
+                extra={"lead_id": message.lead_id, "status": claim.previous.get("status")},
+            )
+            metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=1)
+            return None
+        return _Lead(record, message, claim)
+
+    def _reconcile(
+        self,
+        lead: _Lead,
+        credentials: UnpodCredentials,
+        lookups: dict[str, tuple[str, tuple[str, ...]] | None],
+        result: BatchResult,
+    ) -> bool:
+        """Ask Unpod whether an earlier, unanswered attempt created the task. True when handled."""
+        document_id = lead.message.document.document_id
+        claimed_at = str(lead.claim.previous.get("claimed_at") or "")
+        try:
+            since = datetime.fromisoformat(claimed_at.replace("Z", "+00:00")) - timedelta(minutes=5)
+        except ValueError:
+            since = datetime.fromtimestamp(lead.message.received_at, UTC) - timedelta(minutes=5)
+        try:
+            if document_id not in lookups:
+                space = self._route(lead.message, credentials).space_token
+                lookups[document_id] = self.client.find_task(credentials, document_id, since, space)
+        except UnpodLookupError as error:
+            logger.warning("reconcile failed", extra={"lead_id": lead.message.lead_id, "error": str(error)})
+            self._give_up_or_retry(lead, "unknown", f"outcome unknown and Unpod unreachable: {error}", result)
+            return True
+        found = lookups[document_id]
+        if found is None:
+            logger.info("reconciled: no task found, sending again", extra={"lead_id": lead.message.lead_id})
+            return False
+        run_id, task_ids = found
+        logger.info("reconciled: task already created", extra={"lead_id": lead.message.lead_id, "run_id": run_id})
+        metrics.add_metric(name="CallsReconciled", unit=MetricUnit.Count, value=1)
+        self.store.mark_call_requested(
+            lead.message.lead_id, lead.record.message_id, run_id, task_ids, reconciled=True
+        )
+        return True
+
+    def _route(self, message: LeadMessage, credentials: UnpodCredentials) -> RouteKey:
+        routing = self.settings.routing_for(message.source)
+        override = message.routing
+        schedule = override.get("schedule") or routing.schedule or {"type": "now"}
+        return RouteKey(
+            space_token=str(override.get("space_token") or routing.space_token or credentials.space_token),
+            pilot=str(override.get("pilot") or routing.pilot or credentials.pilot),
+            context=str(override.get("context") or routing.context or self.settings.default_context),
+            schedule_json=json.dumps(schedule, sort_keys=True),
+        )
+
+    def _send(self, route: RouteKey, leads: list[_Lead], credentials: UnpodCredentials, result: BatchResult) -> None:
+        outcome = self.client.create_task(
+            credentials,
+            [lead.message.document.to_unpod() for lead in leads],
+            context=route.context,
+            schedule=json.loads(route.schedule_json),
+            pilot=route.pilot,
+            space_token=route.space_token,
+        )
+        if outcome.kind == "accepted":
+            self._record_accepted(leads, outcome)
+            return
+        metrics.add_metric(name=f"UnpodFailures_{outcome.failure_kind}", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "Create Task failed",
+            extra={
+                "kind": outcome.kind,
+                "http_status": outcome.http_status,
+                "unpod_message": redact(outcome.message),
+                "documents": len(leads),
+            },
+        )
+        if outcome.kind == "permanent" and outcome.is_validation_error and len(leads) > 1:
+            middle = len(leads) // 2
+            self._send(route, leads[:middle], credentials, result)
+            self._send(route, leads[middle:], credentials, result)
+            return
+        for lead in leads:
+            self._record_failure(lead, outcome, result)
+
+    def _record_accepted(self, leads: list[_Lead], outcome: CreateTaskOutcome) -> None:
+        assert outcome.run_id is not None
+        per_lead = len(outcome.task_ids) == len(leads)
+        metrics.add_metric(name="CallsRequested", unit=MetricUnit.Count, value=len(leads))
+        for index, lead in enumerate(leads):
+            task_ids = (outcome.task_ids[index],) if per_lead else outcome.task_ids
+            previous = lead.claim.previous
+            previous_run = str(previous["run_id"]) if previous.get("run_id") else None
+            stored = self.store.mark_call_requested(
+                lead.message.lead_id, lead.record.message_id, outcome.run_id, task_ids, previous_run
+            )
+            logger.info(
+                "call requested",
+                extra={"lead_id": lead.message.lead_id, "run_id": outcome.run_id, "stored": stored},
+            )
+
+    def _record_failure(self, lead: _Lead, outcome: CreateTaskOutcome, result: BatchResult) -> None:
+        lead_id, claim_id = lead.message.lead_id, lead.record.message_id
+        message = redact(outcome.message)
+        if outcome.kind == "permanent":
+            detail = f"Unpod refused the task (HTTP {outcome.http_status}): {message}"
+            self.store.mark_failed(
+                lead_id,
+                claim_id,
+                reason=detail,
+                error_kind=outcome.failure_kind,
+                http_status=outcome.http_status,
+                message=message,
+                rejected=outcome.is_validation_error,
+            )
+            return
+        self._give_up_or_retry(lead, outcome.kind, message, result, outcome)
+
+    def _give_up_or_retry(
+        self,
+        lead: _Lead,
+        kind: str,
+        message: str,
+        result: BatchResult,
+        outcome: CreateTaskOutcome | None = None,
+    ) -> None:
+        lead_id, claim_id = lead.message.lead_id, lead.record.message_id
+        error_kind = outcome.failure_kind if outcome else kind
+        if lead.record.receive_count >= self.settings.max_receive_count:
+            self.store.mark_failed(
+                lead_id,
+                claim_id,
+                reason=f"gave up after {lead.record.receive_count} attempts ({kind}): {message}",
+                error_kind=error_kind,
+                http_status=outcome.http_status if outcome else None,
+                message=message,
+            )
+            metrics.add_metric(name="LeadsFailed", unit=MetricUnit.Count, value=1)
+            result.retry[claim_id] = "final attempt failed: to the dead-letter queue"
+            return
+        if kind == "unknown":
+            self.store.mark_uncertain(lead_id, claim_id, error_kind, message)
+        else:
+            self.store.mark_unsent(lead_id, claim_id, error_kind, message)
+        result.retry[claim_id] = f"{kind}: {error_kind}"
+
+
+def queued_records(records: Sequence[Mapping[str, Any]]) -> list[QueuedRecord]:
+    """QueuedRecords from the raw SQS event records."""
+    return [
+        QueuedRecord(
+            message_id=str(record["messageId"]),
+            body=str(record.get("body") or ""),
+            receive_count=int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1)),
+        )
+        for record in records
+    ]

@@ -1,0 +1,1 @@
+"""Thin Lambda handlers: they translate events and wire modules, nothing more."""

@@ -1,0 +1,121 @@
+"""Webhook intake: authenticate, parse, validate, queue. Decides the answer to the sender.
+
+The order matters for "nothing lost": a 2xx is only returned after every
+callable lead is in SQS (durable) and every rejected one is recorded; any
+failure on that path answers the source's retryable status (5xx/503) so the
+CRM delivers again. Redeliveries are harmless: the dispatcher calls a record
+at most once within the dedupe window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lead_caller.config import Settings
+from lead_caller.contacts import build_document
+from lead_caller.leads import LeadMessage, lead_id_of
+from lead_caller.observability import logger, metrics
+from lead_caller.queue import LeadQueue, QueueError
+from lead_caller.secrets import SecretError
+from lead_caller.sources import get_source
+from lead_caller.sources.base import AuthenticationError, LeadResult, PayloadError, Reply, Source, WebhookRequest
+
+
+@dataclass
+class Intake:
+    """Everything the webhook needs, wired once per container."""
+
+    settings: Settings
+    store: Any  # LeadStore (duck-typed so tests can inject failures)
+    queue: LeadQueue
+    credentials: Callable[[str], Mapping[str, Any]]
+
+    def handle(self, request: WebhookRequest) -> Reply:
+        """Turn one webhook request into queued leads and the sender's answer."""
+        source = get_source(request.source)
+        if source is None:
+            return Source().reply_error(
+                404, "unknown_source", f"no source named {request.source!r}; see the README"
+            )
+        if len(request.body) > self.settings.max_body_bytes:
+            return source.reply_error(
+                413, "body_too_large", f"the body is larger than {self.settings.max_body_bytes} bytes"
+            )
+        if request.content_type not in source.content_types:
+            return source.reply_error(
+                415,
+                "unsupported_media_type",
+                f"Content-Type must be one of {', '.join(source.content_types)}, got {request.content_type or 'none'}",
+            )
+        try:
+            credentials = self.credentials(source.name)
+        except SecretError as error:
+            logger.error("webhook credentials unavailable", extra={"source": source.name, "error": str(error)})
+            return source.reply_unavailable("credentials are not available, try again later")
+        try:
+            source.authenticate(request, credentials)
+        except AuthenticationError as error:
+            logger.warning("authentication failed", extra={"source": source.name, "reason": str(error)})
+            metrics.add_metric(name="AuthenticationFailures", unit=MetricUnit.Count, value=1)
+            return source.reply_error(401, "unauthorized", "the request could not be authenticated")
+        try:
+            leads = source.parse(request)
+        except PayloadError as error:
+            logger.info("payload refused", extra={"source": source.name, "reason": str(error)})
+            return source.reply_error(error.status, "invalid_payload", str(error))
+        return self._accept(source, request, leads)
+
+    def _accept(self, source: Source, request: WebhookRequest, leads: list[Any]) -> Reply:
+        results: list[LeadResult] = []
+        to_queue: dict[str, tuple[int, LeadMessage]] = {}
+        rejected: list[tuple[int, str, str, str, dict[str, Any]]] = []
+        body_digest = hashlib.sha256(request.body).hexdigest()[:16]
+        for index, lead in enumerate(leads):
+            document, rejection, record_id = build_document(
+                source.name, lead.contact, self.settings.default_phone_region
+            )
+            if document is None or rejection is not None:
+                key = record_id or f"unkeyed-{body_digest}-{index}"
+                lead_id = lead_id_of(source.name, key)
+                rejected.append((index, lead_id, key, str(rejection), {}))
+                results.append(LeadResult(index, "rejected", lead_id, str(rejection)))
+                continue
+            assert record_id is not None
+            message = LeadMessage(source.name, record_id, request.received_at, document, lead.routing)
+            if message.lead_id in to_queue:  # the same record twice in one body: call once
+                results.append(LeadResult(index, "duplicate", message.lead_id))
+                continue
+            to_queue[message.lead_id] = (index, message)
+
+        try:
+            already = self.store.recently_called(to_queue) if to_queue else {}
+            for lead_id in already:
+                index, _ = to_queue.pop(lead_id)
+                results.append(LeadResult(index, "duplicate", lead_id))
+            self.queue.send([message for _, message in to_queue.values()])
+            for _, lead_id, key, reason, fields in rejected:
+                self.store.record_rejected(lead_id, source.name, key, reason, request.received_at, fields)
+        except (QueueError, ClientError, BotoCoreError) as error:
+            logger.error("could not store leads durably", extra={"source": source.name, "error": type(error).__name__})
+            metrics.add_metric(name="IntakeFailures", unit=MetricUnit.Count, value=1)
+            return source.reply_unavailable("the leads could not be stored, retry later")
+
+        results.extend(LeadResult(index, "queued", lead_id) for lead_id, (index, _) in to_queue.items())
+        results.sort(key=lambda result: result.index)
+        statuses = ("queued", "duplicate", "rejected")
+        counts = {status: sum(1 for r in results if r.status == status) for status in statuses}
+        metrics.add_metric(name="LeadsReceived", unit=MetricUnit.Count, value=len(results))
+        metrics.add_metric(name="LeadsAccepted", unit=MetricUnit.Count, value=counts["queued"])
+        metrics.add_metric(name="LeadsDuplicate", unit=MetricUnit.Count, value=counts["duplicate"])
+        metrics.add_metric(name="LeadsRejected", unit=MetricUnit.Count, value=counts["rejected"])
+        logger.info(
+            "webhook accepted",
+            extra={"source": source.name, **counts, "lead_ids": [r.lead_id for r in results][:100]},
+        )
+        return source.reply_accepted(results)

@@ -1,0 +1,68 @@
+"""The lead as it travels from the webhook to the dispatcher (the SQS message body)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lead_caller.contacts import ContactDocument
+
+MESSAGE_VERSION = 1
+
+
+def lead_id_of(source: str, record_id: str) -> str:
+    """The DynamoDB key of a CRM record: one item per source + record id."""
+    return f"{source}#{record_id}"
+
+
+@dataclass(frozen=True)
+class LeadMessage:
+    """One accepted lead on the queue.
+
+    `routing` carries per-lead overrides (pilot, space_token, context, schedule)
+    that a source derived from the payload; empty means the source's routing.
+    """
+
+    source: str
+    record_id: str
+    received_at: float
+    document: ContactDocument
+    routing: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def lead_id(self) -> str:
+        """The DynamoDB key of this lead."""
+        return lead_id_of(self.source, self.record_id)
+
+    def to_json(self) -> str:
+        """Serialise for the queue."""
+        return json.dumps(
+            {
+                "v": MESSAGE_VERSION,
+                "source": self.source,
+                "record_id": self.record_id,
+                "received_at": self.received_at,
+                "document": self.document.to_unpod(),
+                "routing": dict(self.routing),
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, body: str) -> LeadMessage:
+        """Parse a queue message body; raises ValueError when it is not a lead message."""
+        data = json.loads(body)
+        if not isinstance(data, dict) or data.get("v") != MESSAGE_VERSION:
+            raise ValueError("not a lead-caller message (missing or unknown version)")
+        try:
+            return cls(
+                source=str(data["source"]),
+                record_id=str(data["record_id"]),
+                received_at=float(data["received_at"]),
+                document=ContactDocument.from_unpod(data["document"]),
+                routing=dict(data.get("routing") or {}),
+            )
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"lead message is incomplete: {error}") from None

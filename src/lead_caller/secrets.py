@@ -1,0 +1,48 @@
+"""Reads credentials from Secrets Manager through Powertools parameters (cached per container)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+
+from lead_caller.config import ConfigError, Settings
+from lead_caller.unpod import UnpodCredentials
+
+
+class SecretError(Exception):
+    """A secret is missing, unreadable or incomplete."""
+
+
+def _read_json_secret(secret_id: str, max_age: int) -> Mapping[str, Any]:
+    try:
+        value = parameters.get_secret(secret_id, transform="json", max_age=max_age)
+    except parameters.exceptions.TransformParameterError:
+        raise SecretError(f"secret {secret_id} is not a JSON object") from None
+    except parameters.exceptions.GetParameterError as error:
+        raise SecretError(f"secret {secret_id} could not be read: {type(error.__cause__).__name__}") from None
+    if not isinstance(value, dict):
+        raise SecretError(f"secret {secret_id} is not a JSON object")
+    return value
+
+
+def unpod_credentials(settings: Settings) -> UnpodCredentials:
+    """The Unpod api_token, space_token, org_handle and pilot."""
+    value = _read_json_secret(settings.unpod_secret_id, settings.secrets_max_age_seconds)
+    missing = [key for key in ("api_token", "space_token", "pilot") if not str(value.get(key) or "").strip()]
+    if missing:
+        raise ConfigError(f"secret {settings.unpod_secret_id} lacks {', '.join(missing)}")
+    return UnpodCredentials(
+        api_token=str(value["api_token"]).strip(),
+        space_token=str(value["space_token"]).strip(),
+        org_handle=str(value.get("org_handle") or "").strip() or None,
+        pilot=str(value["pilot"]).strip(),
+    )
+
+
+def webhook_credentials(settings: Settings, source: str) -> Mapping[str, Any]:
+    """The webhook credential object of one source (empty when none is configured)."""
+    value = _read_json_secret(settings.webhook_secret_id, settings.secrets_max_age_seconds)
+    credentials = value.get(source) or {}
+    return credentials if isinstance(credentials, dict) else {}

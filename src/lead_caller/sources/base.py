@@ -1,0 +1,120 @@
+"""What every CRM source implements, and the request/answer types they share.
+
+A source decides three things for its sender: is the request authentic
+(`authenticate`), which leads does it carry (`parse`), and how to answer
+(`reply_*`), because each CRM retries on different status codes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from lead_caller.contacts import RawContact
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """An inbound webhook as the source sees it: raw body bytes, lower-case headers."""
+
+    source: str
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: bytes
+    public_url: str
+    received_at: float
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-case ("" when absent)."""
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer: status, headers and body text."""
+
+    status: int
+    body: str
+    headers: Mapping[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+
+    @classmethod
+    def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Reply:
+        """A JSON reply."""
+        merged = {"Content-Type": "application/json", **(headers or {})}
+        return cls(status=status, body=json.dumps(payload, separators=(",", ":")), headers=merged)
+
+
+class AuthenticationError(Exception):
+    """The request could not be proven to come from the configured sender."""
+
+
+class PayloadError(Exception):
+    """The request is not a payload this source understands. `status` is the HTTP code."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ParsedLead:
+    """One lead found in a payload, and the routing hints it carries."""
+
+    contact: RawContact
+    routing: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LeadResult:
+    """What happened to one lead of a request, as reported back to the sender."""
+
+    index: int
+    status: str  # queued | duplicate | rejected
+    lead_id: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The result without empty fields."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class Source:
+    """Base class of a CRM source. Subclasses set `name` and implement the hooks."""
+
+    name: ClassVar[str]
+    #: media types the source accepts; others get 415.
+    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+
+    def authenticate(self, request: WebhookRequest, credentials: Mapping[str, Any]) -> None:
+        """Raise AuthenticationError unless the request is authentic."""
+        raise NotImplementedError
+
+    def parse(self, request: WebhookRequest) -> list[ParsedLead]:
+        """Return the leads of the payload, or raise PayloadError."""
+        raise NotImplementedError
+
+    def reply_accepted(self, results: Sequence[LeadResult]) -> Reply:
+        """Answer a request whose leads were all queued, recognised as duplicates or rejected."""
+        queued = sum(1 for result in results if result.status in ("queued", "duplicate"))
+        status = 202 if queued or not results else 422
+        return Reply.json(
+            status,
+            {
+                "accepted": queued,
+                "rejected": len(results) - queued,
+                "results": [result.to_json() for result in results],
+            },
+        )
+
+    def reply_error(self, status: int, error: str, message: str) -> Reply:
+        """Answer a request that was refused (bad auth, malformed body...)."""
+        return Reply.json(status, {"error": error, "message": message})
+
+    def reply_unavailable(self, message: str) -> Reply:
+        """Answer when the lead could not be stored durably: the sender must retry."""
+        return Reply.json(503, {"error": "unavailable", "message": message}, {"Retry-After": "5"})

@@ -1,0 +1,315 @@
+"""Unpod API client: Create Task, and finding a task again by its document_id.
+
+One urllib3 PoolManager per process (module-level in the handler), explicit
+timeouts, and urllib3's `Retry` for what is safe to retry:
+
+* connection failures (the request never left): retried;
+* 429 / 5xx answers: retried with exponential backoff, honouring `Retry-After`
+  (capped so one Lambda invocation cannot sleep for minutes);
+* a read timeout or a dropped connection after the request was sent is NOT
+  retried here: Unpod may already have created the task. The outcome is
+  `unknown` and the dispatcher reconciles (`find_task`) before sending again.
+
+`create_task` never raises for HTTP or network trouble; it returns an outcome.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.util.retry import Retry
+
+OutcomeKind = Literal["accepted", "permanent", "transient", "unknown"]
+PERMANENT_STATUSES = frozenset({206, 400, 401, 403, 404, 405, 409, 413, 415, 422})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class UnpodCredentials:
+    """What Unpod needs to place calls, read from Secrets Manager."""
+
+    api_token: str
+    space_token: str
+    org_handle: str | None
+    pilot: str
+
+
+@dataclass(frozen=True)
+class CreateTaskOutcome:
+    """The result of one Create Task request.
+
+    kind: accepted (run_id set), permanent (do not retry: 206/4xx), transient
+    (retry later: 429/5xx/connection refused), unknown (request sent, no answer).
+    """
+
+    kind: OutcomeKind
+    http_status: int | None = None
+    message: str = ""
+    run_id: str | None = None
+    task_ids: tuple[str, ...] = ()
+    errors: Mapping[str, Any] = field(default_factory=dict)
+    retry_after: float | None = None
+
+    @property
+    def failure_kind(self) -> str:
+        """A short label for metrics: http_206, http_429, timeout, connection..."""
+        if self.http_status is not None:
+            return f"http_{self.http_status}"
+        return "timeout" if self.kind == "unknown" else "connection"
+
+    @property
+    def is_validation_error(self) -> bool:
+        """True when Unpod refused the documents themselves (so splitting a batch can help)."""
+        if self.http_status == 400 and not self.message.lower().startswith("task creation failed"):
+            return True
+        return self.http_status == 206 and bool(self.errors)
+
+
+class CappedRetry(Retry):
+    """urllib3 Retry whose Retry-After sleep is capped (Lambda time is billed and bounded)."""
+
+    max_retry_after: float = 10.0
+
+    def get_retry_after(self, response: Any) -> float | None:
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, self.max_retry_after)
+
+    def new(self, **kw: Any) -> CappedRetry:
+        retry = super().new(**kw)
+        retry.max_retry_after = self.max_retry_after
+        return retry
+
+
+class UnpodClient:
+    """Calls the Unpod platform API over a pooled urllib3 connection."""
+
+    def __init__(
+        self,
+        base_url: str,
+        create_task_path: str = "/spaces/{space_token}/tasks/create/",
+        connect_timeout: float = 3.05,
+        read_timeout: float = 15.0,
+        max_retries: int = 2,
+        max_retry_after: float = 10.0,
+        backoff_factor: float = 0.5,
+        pool: urllib3.PoolManager | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.create_task_path = create_task_path
+        self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        retry = CappedRetry(
+            total=None,
+            connect=max_retries,
+            read=0,
+            redirect=0,
+            other=0,
+            status=max_retries,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET", "POST"}),
+            backoff_factor=backoff_factor,
+            backoff_max=8.0,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        retry.max_retry_after = max_retry_after
+        self.retry = retry
+        self.pool = pool or urllib3.PoolManager(num_pools=4, maxsize=4, retries=retry, timeout=self.timeout)
+
+    def _headers(self, credentials: UnpodCredentials) -> dict[str, str]:
+        headers = {
+            "Authorization": f"Token {credentials.api_token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "lead-caller/1.0",
+        }
+        if credentials.org_handle:
+            headers["Org-Handle"] = credentials.org_handle
+        return headers
+
+    def create_task(
+        self,
+        credentials: UnpodCredentials,
+        documents: Sequence[Mapping[str, Any]],
+        context: str,
+        schedule: Mapping[str, Any],
+        pilot: str | None = None,
+        space_token: str | None = None,
+    ) -> CreateTaskOutcome:
+        """Create one task (one call per document). Never raises for HTTP/network trouble."""
+        space = space_token or credentials.space_token
+        url = self.base_url + self.create_task_path.format(space_token=quote(space, safe=""))
+        body = {
+            "pilot": pilot or credentials.pilot,
+            "documents": list(documents),
+            "context": context,
+            "schedule": dict(schedule),
+        }
+        try:
+            response = self.pool.request(
+                "POST",
+                url,
+                body=json.dumps(body).encode(),
+                headers=self._headers(credentials),
+                timeout=self.timeout,
+                retries=self.retry,
+            )
+        except MaxRetryError as error:
+            return _network_outcome(error.reason)
+        except (ReadTimeoutError, ProtocolError) as error:
+            return _network_outcome(error)
+        except HTTPError as error:
+            return _network_outcome(error)
+        return _create_task_outcome(response)
+
+    def _get_json(self, credentials: UnpodCredentials, path: str, fields: Mapping[str, Any]) -> Any:
+        response = self.pool.request(
+            "GET",
+            self.base_url + path,
+            fields={k: str(v) for k, v in fields.items()},
+            headers=self._headers(credentials),
+            timeout=self.timeout,
+            retries=self.retry,
+        )
+        if response.status != 200:
+            raise UnpodLookupError(f"GET {path.split('?')[0]} answered HTTP {response.status}")
+        try:
+            return json.loads(response.data)
+        except ValueError:
+            raise UnpodLookupError(f"GET {path} answered with a body that is not JSON") from None
+
+    def find_task(
+        self,
+        credentials: UnpodCredentials,
+        document_id: str,
+        since: datetime,
+        space_token: str | None = None,
+        max_runs: int = 20,
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """Find a task created for `document_id` in runs created after `since`.
+
+        Returns (run_id, task_ids) or None. Raises UnpodLookupError when Unpod
+        cannot be asked, so that the caller does not mistake "unknown" for "absent".
+        """
+        space = quote(space_token or credentials.space_token, safe="")
+        try:
+            runs = self._get_json(credentials, f"/spaces/{space}/runs/", {"page": 1, "page_size": max_runs})
+            for run in _data_list(runs):
+                created = _parse_time(run.get("created"))
+                if created is not None and since is not None and created < since:
+                    continue
+                run_id = str(run.get("run_id") or "")
+                if not run_id:
+                    continue
+                tasks = self._get_json(
+                    credentials, f"/spaces/{space}/runs/{quote(run_id, safe='')}/tasks/", {"page_size": 100}
+                )
+                matches = tuple(
+                    str(task.get("task_id"))
+                    for task in _data_list(tasks)
+                    if task.get("ref_id") == document_id
+                    or (task.get("input") or {}).get("document_id") == document_id
+                )
+                if matches:
+                    return run_id, matches
+        except (MaxRetryError, HTTPError) as error:
+            raise UnpodLookupError(f"Unpod could not be reached: {type(error).__name__}") from None
+        return None
+
+
+class UnpodLookupError(Exception):
+    """Unpod could not be asked whether a task exists."""
+
+
+def _data_list(payload: Any) -> list[Mapping[str, Any]]:
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if isinstance(data, dict):  # some list endpoints nest {"results": [...]}
+        data = data.get("results") or data.get("items")
+    return [item for item in data or [] if isinstance(item, dict)]
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def _network_outcome(reason: BaseException | None) -> CreateTaskOutcome:
+    if isinstance(reason, (NewConnectionError, ConnectTimeoutError)):
+        return CreateTaskOutcome(kind="transient", message=f"connection failed: {type(reason).__name__}")
+    if isinstance(reason, (ReadTimeoutError, ProtocolError)):
+        return CreateTaskOutcome(
+            kind="unknown", message=f"no answer after the request was sent: {type(reason).__name__}"
+        )
+    return CreateTaskOutcome(kind="unknown", message=f"network error: {type(reason).__name__}")
+
+
+def _create_task_outcome(response: urllib3.BaseHTTPResponse) -> CreateTaskOutcome:
+    """Classify an answer: success needs HTTP 200, body status_code 200 and data.run_id."""
+    try:
+        payload = json.loads(response.data) if response.data else {}
+    except ValueError:
+        payload = {}
+    if not isinstance(payload, dict):
+        payload = {}
+    message = str(payload.get("message") or "")[:500]
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    errors = payload.get("errors") or (data or {}).get("errors") or {}
+    status = response.status
+    if status == 200 and payload.get("status_code") == 200 and data and data.get("run_id"):
+        task_ids = data.get("task_ids") or []
+        return CreateTaskOutcome(
+            kind="accepted",
+            http_status=status,
+            message=message,
+            run_id=str(data["run_id"]),
+            task_ids=tuple(str(task) for task in task_ids if task),
+        )
+    retry_after = _retry_after(response.headers.get("Retry-After"))
+    if status in RETRY_STATUSES or status >= 500:
+        return CreateTaskOutcome(
+            kind="transient",
+            http_status=status,
+            message=message or f"HTTP {status}",
+            retry_after=retry_after,
+        )
+    if status == 200:
+        # HTTP 200 without a run_id or with an error status_code in the body.
+        body_status = payload.get("status_code")
+        kind: OutcomeKind = "transient" if isinstance(body_status, int) and body_status >= 500 else "permanent"
+        return CreateTaskOutcome(
+            kind=kind, http_status=status, message=message or "answer without a run_id", errors=errors
+        )
+    return CreateTaskOutcome(
+        kind="permanent",
+        http_status=status,
+        message=message or f"HTTP {status}",
+        errors=errors if isinstance(errors, dict) else {},
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

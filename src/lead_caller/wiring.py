@@ -1,0 +1,65 @@
+"""Builds the objects the handlers use from settings: boto3 clients, store, queue, Unpod client.
+
+Called once per Lambda container (at import, during the init phase) so that
+connections and caches are reused across invocations.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import boto3
+from botocore.config import Config
+
+from lead_caller.config import Settings
+from lead_caller.dispatcher import Dispatcher
+from lead_caller.intake import Intake
+from lead_caller.queue import LeadQueue
+from lead_caller.secrets import unpod_credentials, webhook_credentials
+from lead_caller.store import LeadStore
+from lead_caller.unpod import UnpodClient
+
+# Fail fast inside the sender's timeout rather than hang on a slow AWS endpoint.
+AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+
+
+def build_store(settings: Settings) -> LeadStore:
+    """The DynamoDB lead store."""
+    return LeadStore(
+        boto3.client("dynamodb", config=AWS_CONFIG),
+        settings.table_name,
+        dedupe_window_seconds=settings.dedupe_window_seconds,
+        retention_days=settings.lead_retention_days,
+    )
+
+
+def build_intake(settings: Settings) -> Intake:
+    """Everything the webhook function needs."""
+    return Intake(
+        settings=settings,
+        store=build_store(settings),
+        queue=LeadQueue(boto3.client("sqs", config=AWS_CONFIG), settings.queue_url),
+        credentials=partial(webhook_credentials, settings),
+    )
+
+
+def build_unpod_client(settings: Settings) -> UnpodClient:
+    """The Unpod client with the configured base URL, path and timeouts."""
+    return UnpodClient(
+        settings.unpod_base_url,
+        settings.unpod_create_task_path,
+        connect_timeout=settings.unpod_connect_timeout,
+        read_timeout=settings.unpod_read_timeout,
+        max_retries=settings.unpod_max_retries,
+        max_retry_after=settings.unpod_max_retry_after,
+    )
+
+
+def build_dispatcher(settings: Settings) -> Dispatcher:
+    """Everything the dispatch function needs."""
+    return Dispatcher(
+        settings=settings,
+        store=build_store(settings),
+        client=build_unpod_client(settings),
+        credentials=partial(unpod_credentials, settings),
+    )
