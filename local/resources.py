@@ -62,7 +62,7 @@ def parameter_defaults(template: Mapping[str, Any]) -> dict[str, str]:
 class LocalResources:
     """Names and URLs of what `create_resources` made."""
 
-    endpoint_url: str
+    endpoint_url: str | None
     table_name: str
     queue_url: str
     dlq_url: str
@@ -70,8 +70,9 @@ class LocalResources:
     webhook_secret_id: str
 
 
-def _client(service: str, endpoint_url: str) -> Any:
-    return boto3.client(
+def _client(service: str, endpoint_url: str | None) -> Any:
+    """A client for the embedded AWS (or, with endpoint_url None, for moto's in-process mock_aws)."""
+    return boto3.client(  # type: ignore[call-overload]
         service,
         endpoint_url=endpoint_url,
         region_name=REGION,
@@ -81,7 +82,7 @@ def _client(service: str, endpoint_url: str) -> Any:
 
 
 def create_resources(
-    endpoint_url: str,
+    endpoint_url: str | None,
     unpod_secret: Mapping[str, Any],
     webhook_secret: Mapping[str, Any],
     template: Mapping[str, Any] | None = None,
@@ -156,7 +157,7 @@ def function_environment(
             "LEADS_QUEUE_URL": resources.queue_url,
             "UNPOD_SECRET_ID": resources.unpod_secret_id,
             "WEBHOOK_SECRET_ID": resources.webhook_secret_id,
-            "AWS_ENDPOINT_URL": resources.endpoint_url,
+            "AWS_ENDPOINT_URL": resources.endpoint_url or "",
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
             "AWS_ACCESS_KEY_ID": "testing",

@@ -38,7 +38,7 @@ def standard_webhook_headers(
 
 def resign_event(event: dict[str, Any], secret: str, timestamp: float | None = None) -> dict[str, Any]:
     """A copy of an API Gateway v2 event with fresh Standard Webhooks headers and timeEpoch."""
-    signed = json.loads(json.dumps(event))
+    signed: dict[str, Any] = json.loads(json.dumps(event))
     body = signed.get("body") or ""
     raw = body.encode()
     if signed.get("isBase64Encoded"):

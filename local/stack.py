@@ -21,13 +21,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import parse_qsl
 
 import boto3
 import urllib3
@@ -104,8 +105,7 @@ def api_gateway_event(
         "rawPath": path,
         "rawQueryString": query,
         "headers": lower,
-        "queryStringParameters": dict(p.split("=", 1) if "=" in p else (p, "") for p in query.split("&") if p)
-        or None,
+        "queryStringParameters": dict(parse_qsl(query, keep_blank_values=True)) or None,
         "pathParameters": {"source": parts[1]} if route != "$default" else None,
         "requestContext": {
             "accountId": "123456789012",
@@ -130,7 +130,7 @@ def api_gateway_event(
     }
 
 
-def sqs_event(messages: list[Mapping[str, Any]], queue_arn: str) -> dict[str, Any]:
+def sqs_event(messages: Sequence[Mapping[str, Any]], queue_arn: str) -> dict[str, Any]:
     """The event Lambda's SQS event source mapping passes to the dispatch function."""
     return {
         "Records": [
@@ -238,7 +238,7 @@ class LocalStack:
         """Import (or re-import) the handlers so they read this stack's environment."""
         from aws_lambda_powertools.utilities import parameters
 
-        parameters.clear_caches()
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
         for name in ("webhook", "dispatch"):
             module_name = f"lead_caller.handlers.{name}"
             module = sys.modules.get(module_name)
@@ -256,11 +256,11 @@ class LocalStack:
     def aws_endpoint(self) -> str:
         """The embedded AWS endpoint (use with --endpoint-url)."""
         assert self.resources is not None
-        return self.resources.endpoint_url
+        return self.resources.endpoint_url or ""
 
     def client(self, service: str) -> Any:
         """A boto3 client for the embedded AWS."""
-        return boto3.client(
+        return boto3.client(  # type: ignore[call-overload]
             service,
             endpoint_url=self.aws_endpoint,
             region_name=REGION,
@@ -273,7 +273,9 @@ class LocalStack:
         """Run the webhook handler on an API Gateway v2 event."""
         assert self._webhook is not None
         with self._lock:
-            result: dict[str, Any] = self._webhook.handler(event, LambdaContextStub("WebhookFunction", timeout_seconds=10))
+            result: dict[str, Any] = self._webhook.handler(
+                event, LambdaContextStub("WebhookFunction", timeout_seconds=10)
+            )
         return result
 
     def invoke_dispatch(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -289,7 +291,7 @@ class LocalStack:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler API
+            def log_message(self, format: str, *args: Any) -> None:
                 """Silent: the handlers log what matters (without personal data)."""
 
             def _handle(self) -> None:
@@ -405,9 +407,11 @@ class LocalStack:
         assert self.resources is not None
         from boto3.dynamodb.types import TypeDeserializer
 
-        item = self.client("dynamodb").get_item(
-            TableName=self.resources.table_name, Key={"pk": {"S": lead_id}}, ConsistentRead=True
-        ).get("Item")
+        item = (
+            self.client("dynamodb")
+            .get_item(TableName=self.resources.table_name, Key={"pk": {"S": lead_id}}, ConsistentRead=True)
+            .get("Item")
+        )
         if not item:
             return None
         deserializer = TypeDeserializer()
@@ -498,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config: dict[str, Any] = json.loads(args.config.read_text()) if args.config else {}
     if args.unpod_base_url and not config.get("unpod"):
-        print("--unpod-base-url needs --config with the Unpod credentials (\"unpod\": {...})", file=sys.stderr)
+        print('--unpod-base-url needs --config with the Unpod credentials ("unpod": {...})', file=sys.stderr)
         return 2
     options = StackOptions(
         port=args.port,
@@ -523,7 +527,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"  Unpod:        {args.unpod_base_url} (REAL calls)")
         if not config.get("webhooks"):
-            print(f"  generic auth: Authorization: Bearer {LOCAL_BEARER_TOKEN}  or signing secret {LOCAL_SIGNING_SECRET}")
+            print(
+                f"  generic auth: Authorization: Bearer {LOCAL_BEARER_TOKEN}  or signing secret {LOCAL_SIGNING_SECRET}"
+            )
         if not args.no_demo:
             run_demo(stack)
         if args.exit_after_demo:

@@ -8,10 +8,13 @@ naming the variable when a value cannot be parsed.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import phonenumbers
 
 DEFAULT_UNPOD_BASE_URL = "https://unpod.ai/api/v2/platform"
 DEFAULT_CREATE_TASK_PATH = "/spaces/{space_token}/tasks/create/"
@@ -93,10 +96,13 @@ class Settings:
                 value = kind(raw)
             except ValueError as error:
                 raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from error
-            if value < minimum:
+            if not math.isfinite(value) or value < minimum:
                 raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
             return value
 
+        region = text("DEFAULT_PHONE_REGION", defaults.default_phone_region).upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ConfigError(f"DEFAULT_PHONE_REGION must be an ISO 3166 region such as US or GB, got {region!r}")
         schedule = _json_object(env, "DEFAULT_SCHEDULE", defaults.default_schedule)
         _check_schedule("DEFAULT_SCHEDULE", schedule)
         return cls(
@@ -112,10 +118,8 @@ class Settings:
             unpod_max_retry_after=number("UNPOD_MAX_RETRY_AFTER", defaults.unpod_max_retry_after, float),
             default_context=text("DEFAULT_CONTEXT", defaults.default_context),
             default_schedule=schedule,
-            default_phone_region=text("DEFAULT_PHONE_REGION", defaults.default_phone_region).upper(),
-            max_documents_per_request=number(
-                "MAX_DOCUMENTS_PER_REQUEST", defaults.max_documents_per_request, int, 1
-            ),
+            default_phone_region=region,
+            max_documents_per_request=number("MAX_DOCUMENTS_PER_REQUEST", defaults.max_documents_per_request, int, 1),
             dedupe_window_seconds=number("DEDUPE_WINDOW_SECONDS", defaults.dedupe_window_seconds),
             lead_retention_days=number("LEAD_RETENTION_DAYS", defaults.lead_retention_days),
             max_receive_count=number("MAX_RECEIVE_COUNT", defaults.max_receive_count, int, 1),

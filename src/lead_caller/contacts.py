@@ -45,7 +45,9 @@ _MAX_LABELS = 20
 _MAX_LABEL_LENGTH = 100
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _RECORD_ID = re.compile(r"^[A-Za-z0-9._:+\-]{1,128}$")
-_LOOKS_PERSONAL = re.compile(r"^(.*@.*|\+?[\d\s().-]{7,})$")
+# An email, or a number written like a phone (leading +, or with spaces/brackets). Plain digit
+# strings stay as they are: HubSpot, Pipedrive and Zoho record ids are long digit strings.
+_LOOKS_PERSONAL = re.compile(r"^(.*@.*|\+[\d\s().-]{6,}|(?=.*[\s().-])\(?\d[\d\s().-]{5,}\d)$")
 
 
 @dataclass
@@ -173,7 +175,7 @@ def build_document(
         return None, Rejection("contact_number", reason), record_id
     if not name:
         return None, Rejection("name", "missing"), record_id
-    if email is not None and not _EMAIL.match(email):
+    if email is not None and (len(email) > _TEXT_LIMITS["email"] or not _EMAIL.match(email)):
         email = None  # a bad email must not stop the call; Unpod does not need it
     assert record_id is not None
     texts = {key: _truncate(_clean(getattr(raw, key)), limit) for key, limit in _TEXT_LIMITS.items()}

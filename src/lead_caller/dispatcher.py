@@ -15,6 +15,7 @@ For one SQS batch:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -165,9 +166,7 @@ class Dispatcher:
         run_id, task_ids = found
         logger.info("reconciled: task already created", extra={"lead_id": lead.message.lead_id, "run_id": run_id})
         metrics.add_metric(name="CallsReconciled", unit=MetricUnit.Count, value=1)
-        self.store.mark_call_requested(
-            lead.message.lead_id, lead.record.message_id, run_id, task_ids, reconciled=True
-        )
+        self.store.mark_call_requested(lead.message.lead_id, lead.record.message_id, run_id, task_ids, reconciled=True)
         return True
 
     def _route(self, message: LeadMessage, credentials: UnpodCredentials) -> RouteKey:
@@ -193,14 +192,17 @@ class Dispatcher:
         if outcome.kind == "accepted":
             self._record_accepted(leads, outcome)
             return
+        known_secrets = (credentials.api_token, credentials.space_token, credentials.org_handle or "")
+        outcome = dataclasses.replace(outcome, message=redact(outcome.message, known_secrets))
         metrics.add_metric(name=f"UnpodFailures_{outcome.failure_kind}", unit=MetricUnit.Count, value=1)
         logger.warning(
             "Create Task failed",
             extra={
                 "kind": outcome.kind,
+                "error_kind": outcome.failure_kind,
                 "http_status": outcome.http_status,
-                "unpod_message": redact(outcome.message),
-                "documents": len(leads),
+                "unpod_message": outcome.message,
+                "lead_ids": [lead.message.lead_id for lead in leads],
             },
         )
         if outcome.kind == "permanent" and outcome.is_validation_error and len(leads) > 1:

@@ -40,9 +40,7 @@ class Intake:
         """Turn one webhook request into queued leads and the sender's answer."""
         source = get_source(request.source)
         if source is None:
-            return Source().reply_error(
-                404, "unknown_source", f"no source named {request.source!r}; see the README"
-            )
+            return Source().reply_error(404, "unknown_source", f"no source named {request.source!r}; see the README")
         if len(request.body) > self.settings.max_body_bytes:
             return source.reply_error(
                 413, "body_too_large", f"the body is larger than {self.settings.max_body_bytes} bytes"

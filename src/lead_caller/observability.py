@@ -10,6 +10,7 @@ error message quoted from Unpod).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
@@ -22,8 +23,11 @@ _PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
 _TOKEN = re.compile(r"(?i)(token|bearer|whsec_|secret)[\s:=\"']*[A-Za-z0-9_\-./+=]{6,}")
 
 
-def redact(text: str) -> str:
-    """Mask emails, phone-like digit runs and token-looking strings in free text."""
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Mask known secret values, emails, phone-like digit runs and token-looking strings in free text."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
     text = _EMAIL.sub("[email]", text)
     text = _TOKEN.sub(lambda match: f"{match.group(1)} [redacted]", text)
     return _PHONE.sub("[phone]", text)

@@ -26,6 +26,7 @@ import urllib3
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
+    InvalidHeader,
     MaxRetryError,
     NewConnectionError,
     ProtocolError,
@@ -85,10 +86,22 @@ class CappedRetry(Retry):
     max_retry_after: float = 10.0
 
     def get_retry_after(self, response: Any) -> float | None:
+        """Retry-After in seconds, capped at max_retry_after."""
         value = super().get_retry_after(response)
         return None if value is None else min(value, self.max_retry_after)
 
+    def parse_retry_after(self, retry_after: str) -> float:
+        """Like urllib3's, but a malformed value (e.g. "0.5") waits 1 s instead of raising."""
+        try:
+            return super().parse_retry_after(retry_after)
+        except InvalidHeader:
+            try:
+                return max(0.0, float(retry_after))
+            except ValueError:
+                return 1.0
+
     def new(self, **kw: Any) -> CappedRetry:
+        """Keep the cap across increments."""
         retry = super().new(**kw)
         retry.max_retry_after = self.max_retry_after
         return retry
@@ -221,8 +234,7 @@ class UnpodClient:
                 matches = tuple(
                     str(task.get("task_id"))
                     for task in _data_list(tasks)
-                    if task.get("ref_id") == document_id
-                    or (task.get("input") or {}).get("document_id") == document_id
+                    if task.get("ref_id") == document_id or (task.get("input") or {}).get("document_id") == document_id
                 )
                 if matches:
                     return run_id, matches

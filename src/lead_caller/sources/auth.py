@@ -10,7 +10,7 @@ import binascii
 import hmac
 from collections.abc import Mapping
 
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 
 from lead_caller.sources.base import AuthenticationError
 
@@ -25,6 +25,8 @@ def verify_standard_webhook(secret: str, body: bytes, headers: Mapping[str, str]
         Webhook(secret).verify(body, dict(headers), json_parse=False)
     except WebhookVerificationError as error:
         raise AuthenticationError(f"signature: {error}") from None
+    except EmptyWebhookSecretError:
+        raise AuthenticationError("signature: the configured signing secret is empty") from None
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise AuthenticationError("signature: malformed webhook-signature header or body") from None
 

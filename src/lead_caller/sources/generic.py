@@ -85,9 +85,11 @@ def _load_json(body: bytes) -> Any:
     if not body.strip():
         raise PayloadError("the body is empty; expected a JSON lead, an array of leads or an envelope")
     try:
-        return json.loads(body)
+        text = body.decode("utf-8-sig")  # JSON on the wire is UTF-8 (RFC 8259); tolerate a BOM
     except UnicodeDecodeError:
         raise PayloadError("the body is not UTF-8 text") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise PayloadError(f"the body is not valid JSON: {error.msg} (line {error.lineno})") from None
     except RecursionError:
@@ -136,7 +138,9 @@ def contact_from_flat(item: Mapping[str, Any]) -> RawContact:
         address=_address(pick("address"), folded),
         about=_text(pick("about")),
         context=_text(pick("context")),
-        labels=[str(label) for label in labels] if isinstance(labels, list) else [_text(labels) or ""],
+        labels=[str(label) for label in labels if label is not None]
+        if isinstance(labels, list)
+        else [_text(labels) or ""],
         title=_text(pick("title")),
         description=_text(pick("description")),
     )

@@ -1,0 +1,149 @@
+"""Shared fixtures: the Unpod sandbox over real HTTP, moto for AWS, ready-made settings."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+
+import local  # noqa: F401 - puts src/ on sys.path
+from lead_caller.config import Settings
+from lead_caller.dispatcher import Dispatcher
+from lead_caller.store import LeadStore
+from lead_caller.unpod import UnpodClient, UnpodCredentials
+from local.resources import LocalResources, create_resources
+from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET
+from local.unpod_sandbox import UnpodSandbox
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test reaches real AWS; secrets caches never leak between tests."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "lead-caller",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    parameters.clear_caches()
+    yield
+    parameters.clear_caches()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[UnpodSandbox]:
+    """A fresh Unpod sandbox on 127.0.0.1."""
+    with UnpodSandbox() as running:
+        yield running
+
+
+@pytest.fixture
+def credentials(sandbox: UnpodSandbox) -> UnpodCredentials:
+    """Credentials the sandbox accepts."""
+    return UnpodCredentials(
+        api_token=sandbox.api_token,
+        space_token=sandbox.space_token,
+        org_handle=sandbox.org_handle,
+        pilot=sandbox.pilots[0],
+    )
+
+
+def fast_client(base_url: str, **overrides: Any) -> UnpodClient:
+    """An Unpod client with test-sized timeouts and backoff."""
+    options: dict[str, Any] = {
+        "connect_timeout": 0.5,
+        "read_timeout": 1.0,
+        "max_retries": 2,
+        "max_retry_after": 0.2,
+        "backoff_factor": 0.01,
+    }
+    options.update(overrides)
+    return UnpodClient(base_url, **options)
+
+
+@pytest.fixture
+def client(sandbox: UnpodSandbox) -> UnpodClient:
+    """An Unpod client pointed at the sandbox."""
+    return fast_client(sandbox.base_url)
+
+
+@pytest.fixture
+def aws(sandbox: UnpodSandbox) -> Iterator[LocalResources]:
+    """moto (in-process) holding the table, queues and secrets of template.yaml."""
+    with mock_aws():
+        resources = create_resources(
+            None,
+            unpod_secret={
+                "api_token": sandbox.api_token,
+                "space_token": sandbox.space_token,
+                "org_handle": sandbox.org_handle,
+                "pilot": sandbox.pilots[0],
+            },
+            webhook_secret={"generic": {"signing_secret": LOCAL_SIGNING_SECRET, "bearer_token": LOCAL_BEARER_TOKEN}},
+        )
+        yield resources
+
+
+@pytest.fixture
+def settings(aws: LocalResources, sandbox: UnpodSandbox) -> Settings:
+    """Settings pointing at the moto resources and the sandbox."""
+    return Settings(
+        table_name=aws.table_name,
+        queue_url=aws.queue_url,
+        unpod_secret_id=aws.unpod_secret_id,
+        webhook_secret_id=aws.webhook_secret_id,
+        unpod_base_url=sandbox.base_url,
+        max_receive_count=3,
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> LeadStore:
+    """The lead store on moto."""
+    return LeadStore(boto3.client("dynamodb"), settings.table_name, settings.dedupe_window_seconds)
+
+
+@pytest.fixture
+def dispatcher(settings: Settings, store: LeadStore, client: UnpodClient, credentials: UnpodCredentials) -> Dispatcher:
+    """A dispatcher wired to moto and the sandbox."""
+    return Dispatcher(settings, store, client, lambda: credentials)
+
+
+@pytest.fixture
+def captured_logs(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
+    """Everything logged (Powertools JSON lines included) or printed during a test, as one string.
+
+    Call the fixture value to read it.
+    """
+    from lead_caller.observability import logger
+
+    caplog.set_level(logging.INFO)  # what Lambda's runtime logs; botocore's DEBUG wire dumps are off there
+    caplog.set_level(logging.DEBUG, logger="lead-caller")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    previous_level = logger.log_level
+    logger.setLevel("DEBUG")
+
+    def text() -> str:
+        out, err = capsys.readouterr()
+        return "\n".join([stream.getvalue(), out, err, caplog.text])
+
+    yield text
+    logger.removeHandler(handler)  # type: ignore[attr-defined]
+    logger.setLevel(previous_level)
