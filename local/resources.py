@@ -86,8 +86,13 @@ def create_resources(
     unpod_secret: Mapping[str, Any],
     webhook_secret: Mapping[str, Any],
     template: Mapping[str, Any] | None = None,
+    max_receive_count: int | None = None,
 ) -> LocalResources:
-    """Create table, queue + DLQ and secrets as template.yaml defines them."""
+    """Create table, queue + DLQ and secrets as template.yaml defines them.
+
+    `max_receive_count` overrides the MaxReceiveCount parameter's default (as
+    `sam deploy --parameter-overrides` would, for both the queue and the functions).
+    """
     template = template or load_template()
     resources = template["Resources"]
     defaults = parameter_defaults(template)
@@ -112,6 +117,8 @@ def create_resources(
     max_receive = queue["RedrivePolicy"]["maxReceiveCount"]
     if isinstance(max_receive, dict):  # {"Ref": "MaxReceiveCount"}
         max_receive = defaults[max_receive["Ref"]]
+    if max_receive_count is not None:
+        max_receive = max_receive_count
     queue_url = sqs.create_queue(
         QueueName=LOCAL_NAMES["queue"],
         Attributes={

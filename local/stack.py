@@ -193,7 +193,10 @@ class LocalStack:
         webhook_secret = self.options.webhook_secret or {
             "generic": {"signing_secret": LOCAL_SIGNING_SECRET, "bearer_token": LOCAL_BEARER_TOKEN}
         }
-        self.resources = create_resources(endpoint, unpod_secret, webhook_secret)
+        max_receive = self.options.environment.get("MAX_RECEIVE_COUNT")
+        self.resources = create_resources(
+            endpoint, unpod_secret, webhook_secret, max_receive_count=int(max_receive) if max_receive else None
+        )
         overrides = {"UNPOD_BASE_URL": base_url, **dict(self.options.environment)}
         if self.options.public_url:
             overrides["PUBLIC_BASE_URL"] = self.options.public_url
