@@ -19,9 +19,8 @@ BEARER = {"content-type": "application/json", "authorization": f"Bearer {LOCAL_B
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment() -> Iterator[None]:
+def _isolated_environment() -> None:
     """Overrides the unit-test fixture: the stack owns the environment here."""
-    yield
 
 
 @pytest.fixture(scope="module")
