@@ -277,6 +277,8 @@ class UnpodSandbox:
         self.pilots: tuple[str, ...] = (pilots,) if isinstance(pilots, str) else tuple(pilots)
         self.host = host
         self.status_as_map = status_as_map
+        #: seconds every Create Task answer waits (a stand-in for a real API round trip; benchmark)
+        self.response_delay = 0.0
         self._requested_port = port
         self._lock = threading.Lock()
         self._faults: deque[Fault] = deque()
@@ -483,6 +485,8 @@ class UnpodSandbox:
                 reply = problem.reply
             if fault is not None:
                 reply.delay = fault.seconds
+            elif self.response_delay:
+                reply.delay = self.response_delay
         record: JSONDict = {
             "method": "POST",
             "path": raw_path,
