@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import urllib3
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +80,11 @@ def _client(service: str, endpoint_url: str | None) -> Any:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",  # noqa: S106 - moto's fixed dummy credentials
     )
+
+
+def reset_embedded_aws(endpoint_url: str) -> None:
+    """Empty a moto server. moto keeps its state per process, shared by every server in it."""
+    urllib3.request("POST", f"{endpoint_url}/moto-api/reset", retries=False)
 
 
 def create_resources(

@@ -34,7 +34,7 @@ import boto3
 import urllib3
 from moto.server import ThreadedMotoServer
 
-from local.resources import REGION, LocalResources, create_resources, function_environment
+from local.resources import REGION, LocalResources, create_resources, function_environment, reset_embedded_aws
 from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET, standard_webhook_headers
 from local.unpod_sandbox import UnpodSandbox
 
@@ -177,6 +177,7 @@ class LocalStack:
         self.moto.start()
         host, port = self.moto.get_host_and_port()
         endpoint = f"http://{host}:{port}"
+        reset_embedded_aws(endpoint)  # a fresh account, even if this process ran another stack before
         if self.options.unpod_base_url:
             base_url = self.options.unpod_base_url
             unpod_secret = dict(self.options.unpod_secret or {})

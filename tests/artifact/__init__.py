@@ -1,0 +1,1 @@
+"""Tests of the `sam build` output run under the Lambda Runtime Interface Emulator."""
