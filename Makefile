@@ -21,7 +21,7 @@ SAM_VERSION := 1.170.0
 UV_VERSION := 0.13.9
 ARGS ?=
 
-.PHONY: help venv tools lint format typecheck unit integration pytest sam-validate sam-build test run bench clean
+.PHONY: help venv tools lambda-runtime lint format typecheck unit integration pytest sam-validate sam-build test run bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -38,6 +38,12 @@ $(VENV)/.installed: requirements-dev.txt src/requirements.txt $(UV)
 $(SAM): $(UV)
 	$(UV) venv --quiet --allow-existing --python python3 .tools/sam
 	$(UV) pip install --quiet --python .tools/sam/bin/python aws-sam-cli==$(SAM_VERSION)
+
+LAMBDA_RUNTIME := .tools/lambda-runtime
+$(LAMBDA_RUNTIME)/.installed: requirements-lambda-runtime.txt $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(LAMBDA_RUNTIME)
+	$(UV) pip install --quiet --compile-bytecode --python $(LAMBDA_RUNTIME)/bin/python -r requirements-lambda-runtime.txt
+	@touch $@
 
 venv: $(VENV)/.installed ## the project environment (.venv, on the runtime's Python where available)
 
@@ -64,7 +70,9 @@ sam-build: tools ## sam build (needs the runtime's interpreter on PATH)
 		echo "SKIPPED sam build: $(RUNTIME) is not on PATH (the artifact test will be skipped too)"; \
 	fi
 
-pytest: venv ## unit, integration and artifact tests
+lambda-runtime: $(LAMBDA_RUNTIME)/.installed ## what the Lambda runtime provides (for the artifact test)
+
+pytest: venv lambda-runtime ## unit, integration and artifact tests
 	$(PY) -m pytest
 
 test: lint typecheck sam-validate sam-build pytest ## every check (what CI runs)

@@ -80,9 +80,12 @@ def rie_binary(root: Path = ROOT) -> Path | None:
 
 
 def default_python(root: Path = ROOT) -> str:
-    """The project venv's interpreter when present, else the current one."""
-    venv = root / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
+    """The Lambda runtime stand-in (`make lambda-runtime`: awslambdaric + boto3 only) when present,
+    else the project venv's interpreter, else the current one."""
+    for candidate in (root / ".tools" / "lambda-runtime" / "bin" / "python", root / ".venv" / "bin" / "python"):
+        if candidate.exists():
+            return str(candidate)
+    return sys.executable
 
 
 def _free_port() -> int:

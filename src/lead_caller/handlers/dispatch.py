@@ -41,5 +41,8 @@ def report(result: BatchResult, event: dict[str, Any], context: LambdaContext | 
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point: dispatch the batch, then report the messages to retry."""
-    result = dispatcher.dispatch(queued_records(event.get("Records") or []))
+    records = event.get("Records") or []
+    if not records:  # Powertools refuses an empty batch; SQS never sends one, a manual invoke might
+        return {"batchItemFailures": []}
+    result = dispatcher.dispatch(queued_records(records))
     return report(result, event, context)
