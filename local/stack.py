@@ -166,6 +166,7 @@ class LocalStack:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._busy = threading.Event()
+        self._dispatch_paused = threading.Event()
         self._saved_env: dict[str, str | None] = {}
         self.dispatch_log: list[dict[str, Any]] = []
 
@@ -339,6 +340,9 @@ class LocalStack:
         queue_url = self.resources.queue_url
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         while not self._stop.is_set():
+            if self._dispatch_paused.is_set():
+                time.sleep(0.05)
+                continue
             try:
                 received = sqs.receive_message(
                     QueueUrl=queue_url,
@@ -385,6 +389,16 @@ class LocalStack:
                     ReceiptHandle=message["ReceiptHandle"],
                     VisibilityTimeout=self.options.retry_delay_seconds,
                 )
+
+    def pause_dispatch(self) -> None:
+        """Stop feeding the queue to the dispatcher (leads wait in SQS) until resume_dispatch()."""
+        self._dispatch_paused.set()
+        while self._busy.is_set():
+            time.sleep(0.01)
+
+    def resume_dispatch(self) -> None:
+        """Feed the queue to the dispatcher again."""
+        self._dispatch_paused.clear()
 
     def queue_depth(self) -> int:
         """Messages waiting or in flight on the leads queue."""

@@ -1,0 +1,82 @@
+"""The webhook handler's translation of API Gateway v2 events: raw bytes, headers, public URL, routing."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from local.stack import LambdaContextStub, api_gateway_event
+
+
+@pytest.fixture
+def webhook() -> ModuleType:
+    """The handler module, imported after the test environment is in place."""
+    return importlib.import_module("lead_caller.handlers.webhook")
+
+
+def event(body: bytes, content_type: str = "application/json", **changes: Any) -> dict[str, Any]:
+    built = api_gateway_event("POST", "/webhooks/generic", "", {"content-type": content_type}, body, "api.example.com")
+    built.update(changes)
+    return built
+
+
+def test_base64_bodies_are_decoded_to_the_exact_bytes(webhook):
+    raw = b"\x00\xffbinary\r\n"
+    request = webhook.webhook_request(event(raw, "application/octet-stream"), "generic", public_base_url=None)
+
+    assert request.body == raw
+
+
+def test_text_bodies_are_kept_byte_for_byte(webhook):
+    raw = '{"name": "Zoë",  "phone":"+1 512 555 0142"}\n'.encode()
+    request = webhook.webhook_request(event(raw), "generic", public_base_url=None)
+
+    assert request.body == raw
+
+
+def test_public_url_comes_from_the_host_header_or_the_configured_base(webhook):
+    built = event(b"{}", rawQueryString="a=1&b=2")
+
+    from_host = webhook.webhook_request(built, "generic", public_base_url=None)
+    configured = webhook.webhook_request(built, "generic", public_base_url="https://hooks.example.org")
+
+    assert from_host.public_url == "https://api.example.com/webhooks/generic?a=1&b=2"
+    assert configured.public_url == "https://hooks.example.org/webhooks/generic?a=1&b=2"
+    assert from_host.headers["content-type"] == "application/json"
+    assert from_host.method == "POST"
+
+
+def test_received_at_is_api_gateways_request_time(webhook):
+    built = event(b"{}")
+    built["requestContext"]["timeEpoch"] = 1767225600123
+
+    assert webhook.webhook_request(built, "generic", None).received_at == pytest.approx(1767225600.123)
+
+
+def test_other_routes_and_methods_get_a_json_404(webhook):
+    get = api_gateway_event("GET", "/webhooks/generic", "", {}, b"", "api.example.com")
+    elsewhere = api_gateway_event("POST", "/admin", "", {}, b"", "api.example.com")
+
+    for request in (get, elsewhere):
+        response = webhook.handler(request, LambdaContextStub("WebhookFunction"))
+        assert response["statusCode"] == 404
+        assert json.loads(response["body"])["error"] == "not_found"
+
+
+def test_a_bug_answers_500_json_without_a_stack_trace(webhook, monkeypatch):
+    def broken(_: Any) -> Any:
+        raise RuntimeError("secret detail: +15125550142")
+
+    monkeypatch.setattr(webhook.intake, "handle", broken)
+
+    response = webhook.handler(event(b"{}"), LambdaContextStub("WebhookFunction"))
+
+    assert response["statusCode"] == 500
+    body = json.loads(response["body"])
+    assert body["error"] == "internal"
+    assert "Traceback" not in response["body"]
+    assert "+15125550142" not in response["body"]
