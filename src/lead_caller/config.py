@@ -29,17 +29,50 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class RouteRule:
+    """A per-value routing rule: when the record's `path` matches, use these overrides."""
+
+    path: str
+    equals: tuple[str, ...] | None
+    exists: bool | None
+    overrides: Mapping[str, Any]
+
+    def matches(self, record: Mapping[str, Any]) -> bool:
+        """True when the record's value at `path` satisfies the rule."""
+        from lead_caller.mapping import fold, lookup
+
+        value = lookup(record, self.path)
+        values = value if isinstance(value, list) else [value]
+        present = [str(v).strip() for v in values if v not in (None, "", [])]
+        if self.exists is not None:
+            return bool(present) == self.exists
+        wanted = {fold(text) for text in self.equals or ()}
+        return any(fold(text) in wanted for text in present)
+
+
+@dataclass(frozen=True)
 class Routing:
     """Where and how a lead is called: Unpod pilot (agent), context and schedule.
 
     `None` means "use the default": the pilot/space from the Unpod secret,
-    the context and schedule from the settings.
+    the context and schedule from the settings. `rules` pick other values per
+    lead from the CRM record (e.g. a HubSpot pipeline or a Pipedrive label).
     """
 
     pilot: str | None = None
     space_token: str | None = None
     context: str | None = None
     schedule: Mapping[str, Any] | None = None
+    rules: tuple[RouteRule, ...] = ()
+
+    def for_record(self, record: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The overrides of the first rule that matches the record ({} when none does)."""
+        if record is None:
+            return {}
+        for rule in self.rules:
+            if rule.matches(record):
+                return dict(rule.overrides)
+        return {}
 
 
 @dataclass(frozen=True)
@@ -67,6 +100,10 @@ class Settings:
     public_base_url: str | None = None
     secrets_max_age_seconds: int = 300
     source_routing: Mapping[str, Routing] = field(default_factory=dict)
+    field_mappings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    crm_secret_id: str = "lead-caller/crm"  # noqa: S105 - a secret name, not a secret
+    hubspot_api_base_url: str = "https://api.hubapi.com"
+    pipedrive_api_base_url: str = "https://api.pipedrive.com"
 
     def routing_for(self, source: str) -> Routing:
         """The routing of a source, with the global defaults filled in."""
@@ -76,6 +113,7 @@ class Settings:
             space_token=override.space_token,
             context=override.context or self.default_context,
             schedule=override.schedule or self.default_schedule,
+            rules=override.rules,
         )
 
     @classmethod
@@ -127,6 +165,10 @@ class Settings:
             public_base_url=(env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or None),
             secrets_max_age_seconds=number("SECRETS_MAX_AGE_SECONDS", defaults.secrets_max_age_seconds),
             source_routing=_source_routing(env),
+            field_mappings=_field_mappings(env),
+            crm_secret_id=text("CRM_SECRET_ID", defaults.crm_secret_id),
+            hubspot_api_base_url=text("HUBSPOT_API_BASE_URL", defaults.hubspot_api_base_url).rstrip("/"),
+            pipedrive_api_base_url=text("PIPEDRIVE_API_BASE_URL", defaults.pipedrive_api_base_url).rstrip("/"),
         )
 
 
@@ -151,29 +193,94 @@ def _check_schedule(name: str, schedule: Mapping[str, Any]) -> None:
         raise ConfigError(f"{name} of type custom needs calling_date and calling_time")
 
 
+_ROUTE_KEYS = ("pilot", "space_token", "context", "schedule")
+
+
+def _route_values(values: Mapping[str, Any], where: str, allowed: set[str]) -> dict[str, Any]:
+    unknown = set(values) - allowed
+    if unknown:
+        raise ConfigError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
+    for key in ("pilot", "space_token", "context"):
+        if key in values and not (isinstance(values[key], str) and values[key].strip()):
+            raise ConfigError(f"{where}.{key} must be a non-empty string")
+    schedule = values.get("schedule")
+    if schedule is not None:
+        if not isinstance(schedule, dict):
+            raise ConfigError(f"{where}.schedule must be an object")
+        _check_schedule(f"{where}.schedule", schedule)
+    return {key: values[key] for key in _ROUTE_KEYS if key in values}
+
+
+def _route_rule(raw: Any, where: str) -> RouteRule:
+    if not isinstance(raw, dict) or not isinstance(raw.get("when"), dict):
+        raise ConfigError(f'{where} must be an object with "when" and overrides')
+    when = raw["when"]
+    path = when.get("path")
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigError(f"{where}.when.path must be a non-empty path")
+    tests = [key for key in ("equals", "in", "exists") if key in when]
+    if len(tests) != 1 or set(when) - {"path", "equals", "in", "exists"}:
+        raise ConfigError(f"{where}.when needs path and exactly one of equals, in, exists")
+    equals: tuple[str, ...] | None = None
+    exists: bool | None = None
+    if "exists" in when:
+        if not isinstance(when["exists"], bool):
+            raise ConfigError(f"{where}.when.exists must be true or false")
+        exists = when["exists"]
+    else:
+        wanted = when.get("equals", when.get("in"))
+        items = wanted if isinstance(wanted, list) else [wanted]
+        if not items or any(isinstance(item, (dict, list)) or item is None for item in items):
+            raise ConfigError(f"{where}.when.{tests[0]} must be a value or a list of values")
+        equals = tuple(str(item) for item in items)
+    overrides = _route_values({k: v for k, v in raw.items() if k != "when"}, where, set(_ROUTE_KEYS))
+    if not overrides:
+        raise ConfigError(f"{where} sets none of {', '.join(_ROUTE_KEYS)}")
+    return RouteRule(path=path.strip(), equals=equals, exists=exists, overrides=overrides)
+
+
 def _source_routing(env: Mapping[str, str]) -> dict[str, Routing]:
-    """Parse SOURCE_ROUTING: {"<source>": {"pilot", "space_token", "context", "schedule"}}."""
+    """Parse SOURCE_ROUTING: {"<source>": {"pilot", "space_token", "context", "schedule", "rules": [...]}}."""
     raw = _json_object(env, "SOURCE_ROUTING", {})
     routing: dict[str, Routing] = {}
-    allowed = {"pilot", "space_token", "context", "schedule"}
     for source, values in raw.items():
+        where = f"SOURCE_ROUTING.{source}"
         if not isinstance(values, dict):
-            raise ConfigError(f"SOURCE_ROUTING.{source} must be an object")
-        unknown = set(values) - allowed
-        if unknown:
-            raise ConfigError(f"SOURCE_ROUTING.{source} has unknown keys: {', '.join(sorted(unknown))}")
-        for key in ("pilot", "space_token", "context"):
-            if key in values and not (isinstance(values[key], str) and values[key].strip()):
-                raise ConfigError(f"SOURCE_ROUTING.{source}.{key} must be a non-empty string")
-        schedule = values.get("schedule")
-        if schedule is not None:
-            if not isinstance(schedule, dict):
-                raise ConfigError(f"SOURCE_ROUTING.{source}.schedule must be an object")
-            _check_schedule(f"SOURCE_ROUTING.{source}.schedule", schedule)
+            raise ConfigError(f"{where} must be an object")
+        base = _route_values({k: v for k, v in values.items() if k != "rules"}, where, set(_ROUTE_KEYS))
+        rules_raw = values.get("rules", [])
+        if not isinstance(rules_raw, list):
+            raise ConfigError(f"{where}.rules must be a list")
+        rules = tuple(_route_rule(rule, f"{where}.rules[{index}]") for index, rule in enumerate(rules_raw))
         routing[source] = Routing(
-            pilot=values.get("pilot"),
-            space_token=values.get("space_token"),
-            context=values.get("context"),
-            schedule=schedule,
+            pilot=base.get("pilot"),
+            space_token=base.get("space_token"),
+            context=base.get("context"),
+            schedule=base.get("schedule"),
+            rules=rules,
         )
     return routing
+
+
+def _field_mappings(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """FIELD_MAPPINGS (JSON) merged over FIELD_MAPPINGS_FILE (a JSON file), validated."""
+    from lead_caller.mapping import parse_mappings
+
+    merged: dict[str, dict[str, Any]] = {}
+    path = env.get("FIELD_MAPPINGS_FILE", "").strip()
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                document = json.load(handle)
+        except OSError as error:
+            raise ConfigError(f"FIELD_MAPPINGS_FILE {path} cannot be read: {error.strerror}") from None
+        except json.JSONDecodeError as error:
+            raise ConfigError(
+                f"FIELD_MAPPINGS_FILE {path} is not valid JSON: {error.msg} (line {error.lineno})"
+            ) from None
+        for source, fields in parse_mappings(document, "FIELD_MAPPINGS_FILE").items():
+            merged.setdefault(source, {}).update(fields)
+    inline = _json_object(env, "FIELD_MAPPINGS", {})
+    for source, fields in parse_mappings(inline, "FIELD_MAPPINGS").items():
+        merged.setdefault(source, {}).update(fields)
+    return merged

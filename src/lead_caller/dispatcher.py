@@ -26,9 +26,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lead_caller.config import ConfigError, Settings
+from lead_caller.contacts import build_document
+from lead_caller.enrichment import Enricher, Fetched
 from lead_caller.leads import LeadMessage
+from lead_caller.mapping import FieldMapping
 from lead_caller.observability import logger, metrics, redact
 from lead_caller.secrets import SecretError
+from lead_caller.sources import compile_mappings
 from lead_caller.store import Claim, LeadStore
 from lead_caller.unpod import CreateTaskOutcome, UnpodClient, UnpodCredentials, UnpodLookupError
 
@@ -45,7 +49,7 @@ class QueuedRecord:
 @dataclass
 class _Lead:
     record: QueuedRecord
-    message: LeadMessage
+    message: LeadMessage  # replaced by the enriched message once the CRM record is fetched
     claim: Claim
 
 
@@ -75,11 +79,17 @@ class Dispatcher:
         store: LeadStore,
         client: UnpodClient,
         credentials: Callable[[], UnpodCredentials],
+        enrichers: Mapping[str, Enricher] | None = None,
+        crm_credentials: Callable[[], Mapping[str, Any]] | None = None,
+        mappings: Mapping[str, FieldMapping] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.client = client
         self.credentials = credentials
+        self.enrichers = dict(enrichers or {})
+        self.crm_credentials = crm_credentials or dict
+        self.mappings = dict(mappings) if mappings else compile_mappings(settings)
 
     def dispatch(self, records: Sequence[QueuedRecord]) -> BatchResult:
         """Process one SQS batch; returns which messages must be retried."""
@@ -98,12 +108,13 @@ class Dispatcher:
             if lead is not None:
                 leads.append(lead)
 
-        to_send: list[_Lead] = []
+        unsettled: list[_Lead] = []
         lookups: dict[str, tuple[str, tuple[str, ...]] | None] = {}
         for lead in leads:
             if lead.claim.needs_reconcile and self._reconcile(lead, credentials, lookups, result):
                 continue
-            to_send.append(lead)
+            unsettled.append(lead)
+        to_send = self._enrich(unsettled, result)
 
         groups: dict[RouteKey, list[_Lead]] = {}
         for lead in to_send:
@@ -145,7 +156,7 @@ class Dispatcher:
         result: BatchResult,
     ) -> bool:
         """Ask Unpod whether an earlier, unanswered attempt created the task. True when handled."""
-        document_id = lead.message.document.document_id
+        document_id = lead.message.document_id
         claimed_at = str(lead.claim.previous.get("claimed_at") or "")
         try:
             since = datetime.fromisoformat(claimed_at.replace("Z", "+00:00")) - timedelta(minutes=5)
@@ -169,6 +180,68 @@ class Dispatcher:
         self.store.mark_call_requested(lead.message.lead_id, lead.record.message_id, run_id, task_ids, reconciled=True)
         return True
 
+    def _enrich(self, leads: list[_Lead], result: BatchResult) -> list[_Lead]:
+        """Fetch, map and validate the records of thin events; returns the leads ready to call."""
+        ready = [lead for lead in leads if lead.message.document is not None]
+        groups: dict[str, list[_Lead]] = {}
+        for lead in leads:
+            if lead.message.document is None:
+                kind = str((lead.message.enrichment or {}).get("kind", ""))
+                groups.setdefault(kind, []).append(lead)
+        if not groups:
+            return ready
+        try:
+            secret = self.crm_credentials()
+        except (SecretError, ConfigError) as error:
+            logger.error("CRM credentials unavailable", extra={"error": str(error)})
+            for lead in (lead for group in groups.values() for lead in group):
+                self._give_up_or_retry(lead, "transient", "CRM credentials unavailable", result)
+            return ready
+        for kind, group in groups.items():
+            enricher = self.enrichers.get(kind)
+            if enricher is None:
+                for lead in group:
+                    self._reject(lead, f"no enricher for {kind!r}", "enrichment_unknown", rejected=False)
+                continue
+            requests = [lead.message.enrichment or {} for lead in group]
+            source_credentials = secret.get(group[0].message.source) or {}
+            fetched = enricher.fetch(source_credentials, requests)
+            for lead, outcome in zip(group, fetched, strict=True):
+                enriched = self._settle(lead, outcome, result)
+                if enriched is not None:
+                    ready.append(enriched)
+        return ready
+
+    def _settle(self, lead: _Lead, fetched: Fetched, result: BatchResult) -> _Lead | None:
+        """Turn one fetched record into a callable lead, or record why it is not one."""
+        source = lead.message.source
+        if fetched.outcome == "transient":
+            metrics.add_metric(name="EnrichmentFailures", unit=MetricUnit.Count, value=1)
+            self._give_up_or_retry(lead, "transient", f"{source} API: {redact(fetched.message)}", result)
+            return None
+        if fetched.outcome == "gone" or fetched.record is None:
+            self._reject(lead, f"the {source} record no longer exists: {redact(fetched.message)}", "crm_gone")
+            return None
+        if fetched.outcome == "permanent":
+            metrics.add_metric(name="EnrichmentFailures", unit=MetricUnit.Count, value=1)
+            self._reject(lead, f"{source} API refused: {redact(fetched.message)}", "crm_refused", rejected=False)
+            return None
+        raw = self.mappings[source].apply(fetched.record)
+        raw.record_id = lead.message.record_id
+        document, rejection, _ = build_document(source, raw, self.settings.default_phone_region)
+        if document is None:
+            self._reject(lead, str(rejection), "invalid_contact")
+            return None
+        routing = {**self.settings.routing_for(source).for_record(fetched.record), **lead.message.routing}
+        lead.message = dataclasses.replace(lead.message, document=document, routing=routing)
+        return lead
+
+    def _reject(self, lead: _Lead, reason: str, error_kind: str, rejected: bool = True) -> None:
+        logger.info("lead not callable", extra={"lead_id": lead.message.lead_id, "error_kind": error_kind})
+        self.store.mark_failed(
+            lead.message.lead_id, lead.record.message_id, reason=reason, error_kind=error_kind, rejected=rejected
+        )
+
     def _route(self, message: LeadMessage, credentials: UnpodCredentials) -> RouteKey:
         routing = self.settings.routing_for(message.source)
         override = message.routing
@@ -183,7 +256,7 @@ class Dispatcher:
     def _send(self, route: RouteKey, leads: list[_Lead], credentials: UnpodCredentials, result: BatchResult) -> None:
         outcome = self.client.create_task(
             credentials,
-            [lead.message.document.to_unpod() for lead in leads],
+            [lead.message.document.to_unpod() for lead in leads if lead.message.document],
             context=route.context,
             schedule=json.loads(route.schedule_json),
             pilot=route.pilot,
@@ -221,8 +294,9 @@ class Dispatcher:
             task_ids = (outcome.task_ids[index],) if per_lead else outcome.task_ids
             previous = lead.claim.previous
             previous_run = str(previous["run_id"]) if previous.get("run_id") else None
+            document = lead.message.document.to_unpod() if lead.message.enrichment and lead.message.document else None
             stored = self.store.mark_call_requested(
-                lead.message.lead_id, lead.record.message_id, outcome.run_id, task_ids, previous_run
+                lead.message.lead_id, lead.record.message_id, outcome.run_id, task_ids, previous_run, document=document
             )
             logger.info(
                 "call requested",

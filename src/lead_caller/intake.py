@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -20,11 +20,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lead_caller.config import Settings
 from lead_caller.contacts import build_document
 from lead_caller.leads import LeadMessage, lead_id_of
+from lead_caller.mapping import FieldMapping
 from lead_caller.observability import logger, metrics
 from lead_caller.queue import LeadQueue, QueueError
 from lead_caller.secrets import SecretError
-from lead_caller.sources import get_source
-from lead_caller.sources.base import AuthenticationError, LeadResult, PayloadError, Reply, Source, WebhookRequest
+from lead_caller.sources import compile_mappings, get_source
+from lead_caller.sources.base import (
+    AuthenticationError,
+    LeadResult,
+    ParsedLead,
+    PayloadError,
+    Reply,
+    Source,
+    WebhookRequest,
+)
 
 
 @dataclass
@@ -35,6 +44,11 @@ class Intake:
     store: Any  # LeadStore (duck-typed so tests can inject failures)
     queue: LeadQueue
     credentials: Callable[[str], Mapping[str, Any]]
+    mappings: Mapping[str, FieldMapping] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.mappings:
+            self.mappings = compile_mappings(self.settings)  # fails at start on a bad FIELD_MAPPINGS
 
     def handle(self, request: WebhookRequest) -> Reply:
         """Turn one webhook request into queued leads and the sender's answer."""
@@ -69,23 +83,38 @@ class Intake:
             return source.reply_error(error.status, "invalid_payload", str(error))
         return self._accept(source, request, leads)
 
-    def _accept(self, source: Source, request: WebhookRequest, leads: list[Any]) -> Reply:
+    def _message(
+        self, source: Source, request: WebhookRequest, lead: ParsedLead
+    ) -> tuple[LeadMessage | None, str | None, str | None]:
+        """(message, rejection reason, record id) of one parsed lead."""
+        if lead.record is None:  # a thin event: the dispatcher fetches the record
+            if not lead.record_id or not lead.enrichment:
+                return None, "id: the event names no record", None
+            message = LeadMessage(source.name, lead.record_id, request.received_at, None, {}, lead.enrichment)
+            return message, None, lead.record_id
+        raw = self.mappings[source.name].apply(lead.record)
+        if lead.record_id and not raw.record_id:
+            raw.record_id = lead.record_id
+        document, rejection, record_id = build_document(source.name, raw, self.settings.default_phone_region)
+        if document is None or rejection is not None:
+            return None, str(rejection), record_id
+        assert record_id is not None
+        routing = self.settings.routing_for(source.name).for_record(lead.record)
+        return LeadMessage(source.name, record_id, request.received_at, document, routing), None, record_id
+
+    def _accept(self, source: Source, request: WebhookRequest, leads: list[ParsedLead]) -> Reply:
         results: list[LeadResult] = []
         to_queue: dict[str, tuple[int, LeadMessage]] = {}
         rejected: list[tuple[int, str, str, str, dict[str, Any]]] = []
         body_digest = hashlib.sha256(request.body).hexdigest()[:16]
         for index, lead in enumerate(leads):
-            document, rejection, record_id = build_document(
-                source.name, lead.contact, self.settings.default_phone_region
-            )
-            if document is None or rejection is not None:
+            message, reason, record_id = self._message(source, request, lead)
+            if message is None:
                 key = record_id or f"unkeyed-{body_digest}-{index}"
                 lead_id = lead_id_of(source.name, key)
-                rejected.append((index, lead_id, key, str(rejection), {}))
-                results.append(LeadResult(index, "rejected", lead_id, str(rejection)))
+                rejected.append((index, lead_id, key, str(reason), {}))
+                results.append(LeadResult(index, "rejected", lead_id, str(reason)))
                 continue
-            assert record_id is not None
-            message = LeadMessage(source.name, record_id, request.received_at, document, lead.routing)
             if message.lead_id in to_queue:  # the same record twice in one body: call once
                 results.append(LeadResult(index, "duplicate", message.lead_id))
                 continue

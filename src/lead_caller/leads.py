@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lead_caller.contacts import ContactDocument
+from lead_caller.contacts import ContactDocument, stable_document_id
 
 MESSAGE_VERSION = 1
 
@@ -28,8 +28,15 @@ class LeadMessage:
     source: str
     record_id: str
     received_at: float
-    document: ContactDocument
+    document: ContactDocument | None
     routing: Mapping[str, Any] = field(default_factory=dict)
+    #: how to fetch the CRM record when the webhook carried only its id (document is None then)
+    enrichment: Mapping[str, Any] | None = None
+
+    @property
+    def document_id(self) -> str:
+        """Unpod's ref_id for this lead: stable per CRM record, known before enrichment."""
+        return stable_document_id(self.source, self.record_id)
 
     @property
     def lead_id(self) -> str:
@@ -44,8 +51,9 @@ class LeadMessage:
                 "source": self.source,
                 "record_id": self.record_id,
                 "received_at": self.received_at,
-                "document": self.document.to_unpod(),
+                "document": self.document.to_unpod() if self.document else None,
                 "routing": dict(self.routing),
+                "enrichment": dict(self.enrichment) if self.enrichment else None,
             },
             separators=(",", ":"),
         )
@@ -61,8 +69,9 @@ class LeadMessage:
                 source=str(data["source"]),
                 record_id=str(data["record_id"]),
                 received_at=float(data["received_at"]),
-                document=ContactDocument.from_unpod(data["document"]),
+                document=ContactDocument.from_unpod(data["document"]) if data.get("document") else None,
                 routing=dict(data.get("routing") or {}),
+                enrichment=dict(data["enrichment"]) if data.get("enrichment") else None,
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"lead message is incomplete: {error}") from None

@@ -196,7 +196,7 @@ class LeadStore:
                         ":now_iso": iso(now),
                         ":source": message.source,
                         ":record_id": message.record_id,
-                        ":document": message.document.to_unpod(),
+                        ":document": message.document.to_unpod() if message.document else {},
                         ":received": iso(message.received_at),
                         ":until": int(message.received_at + self.dedupe_window_seconds),
                         ":expires": self._expires_at(now),
@@ -257,9 +257,12 @@ class LeadStore:
         task_ids: Sequence[str],
         previous_run_id: str | None = None,
         reconciled: bool = False,
+        document: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Unpod accepted the call: store run_id and task_ids."""
+        """Unpod accepted the call: store run_id and task_ids (and the document, if enriched)."""
         values: dict[str, Any] = {"run_id": run_id, "task_ids": list(task_ids), "call_state": "sent"}
+        if document:
+            values["document"] = dict(document)
         if reconciled:
             values["reconciled"] = True
         if previous_run_id and previous_run_id != run_id:
@@ -285,9 +288,12 @@ class LeadStore:
         http_status: int | None = None,
         message: str = "",
         rejected: bool = False,
+        document: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Unpod refused the call for good (or retries ran out): status failed or rejected."""
+        """The lead will not be called (Unpod refused, retries ran out, the CRM record is unusable)."""
         values: dict[str, Any] = {"reason": reason, "error_kind": error_kind, "unpod_message": message}
+        if document:
+            values["document"] = dict(document)
         if http_status is not None:
             values["unpod_status"] = http_status
         return self._finish(lead_id, claim_id, REJECTED if rejected else FAILED, values)

@@ -82,7 +82,7 @@ def test_a_poisoned_contact_does_not_sink_the_valid_ones(dispatcher, sandbox, st
     result = dispatcher.dispatch([record(m) for m in messages])
 
     assert result.retry == {}
-    assert sorted(created_documents(sandbox)) == sorted(m.document.document_id for m in good)
+    assert sorted(created_documents(sandbox)) == sorted(m.document_id for m in good)
     for message in good:
         assert store.get(message.lead_id)["status"] == "call_requested"
     bad = store.get(poisoned.lead_id)

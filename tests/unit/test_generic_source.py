@@ -16,8 +16,8 @@ from standardwebhooks.webhooks import Webhook
 from lead_caller.contacts import RawContact, build_document
 from lead_caller.sources import get_source
 from lead_caller.sources.auth import verify_basic, verify_standard_webhook, verify_token
-from lead_caller.sources.base import AuthenticationError, PayloadError, WebhookRequest
-from lead_caller.sources.generic import MAX_LEADS_PER_REQUEST, GenericSource
+from lead_caller.sources.base import AuthenticationError, ParsedLead, PayloadError, WebhookRequest
+from lead_caller.sources.generic import MAX_LEADS_PER_REQUEST, GenericSource, contact_from_flat
 
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SPEC_MSG_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -49,6 +49,12 @@ SAMPLE_9_11 = (
 )
 SAMPLE_9_11_ID = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
 SAMPLE_9_11_TIMESTAMP = 1767225600
+
+
+def contact_of(lead: ParsedLead) -> RawContact:
+    """The RawContact the generic source's built-in mapping makes of a parsed lead."""
+    assert lead.record is not None
+    return contact_from_flat(lead.record)
 
 
 def sign(secret: str, msg_id: str, timestamp: int | str, body: bytes) -> str:
@@ -279,7 +285,7 @@ def test_verify_standard_webhook_directly(frozen_clock: None) -> None:
 
 
 def test_signing_secret_without_signature_or_token_rejected(source: GenericSource) -> None:
-    with pytest.raises(AuthenticationError, match="missing webhook-id/-timestamp/-signature"):
+    with pytest.raises(AuthenticationError, match="missing signature"):
         source.authenticate(make_request(SAMPLE_9_10), {"signing_secret": SPEC_SECRET})
     # An id and timestamp without the signature itself are not enough either.
     headers = {"webhook-id": "msg_1", "webhook-timestamp": str(NOW)}
@@ -420,7 +426,7 @@ def test_registered_as_generic() -> None:
 def test_parse_sample_9_10_flat(source: GenericSource) -> None:
     leads = source.parse(make_request(SAMPLE_9_10))
     assert len(leads) == 1
-    assert lead_fields(leads[0].contact) == {
+    assert lead_fields(contact_of(leads[0])) == {
         "record_id": "zap-lead-20260101-0001",
         "name": "Maria Gonzalez",
         "email": "maria.gonzalez@acme-logistics.example",
@@ -435,8 +441,9 @@ def test_parse_sample_9_10_flat(source: GenericSource) -> None:
         "title": None,
         "description": None,
     }
-    assert leads[0].routing == {}
-    document, rejection, record_id = build_document("generic", leads[0].contact, "US")
+    assert leads[0].record_id is None
+    assert leads[0].enrichment is None
+    document, rejection, record_id = build_document("generic", contact_of(leads[0]), "US")
     assert rejection is None
     assert document is not None
     assert record_id == "zap-lead-20260101-0001"
@@ -457,7 +464,7 @@ def test_parse_sample_9_10_flat(source: GenericSource) -> None:
 def test_parse_sample_9_11_envelope(source: GenericSource) -> None:
     leads = source.parse(make_request(SAMPLE_9_11))
     assert len(leads) == 1
-    assert lead_fields(leads[0].contact) == {
+    assert lead_fields(contact_of(leads[0])) == {
         "record_id": "ct_01JGXK4N8Q2V7M3R5T9W1Y6Z0A",
         "name": "Maria Gonzalez",
         "email": "maria.gonzalez@acme-logistics.example",
@@ -472,7 +479,7 @@ def test_parse_sample_9_11_envelope(source: GenericSource) -> None:
         "title": None,
         "description": None,
     }
-    document, rejection, _ = build_document("generic", leads[0].contact, "US")
+    document, rejection, _ = build_document("generic", contact_of(leads[0]), "US")
     assert rejection is None
     assert document is not None
     assert document.document_id == "generic-ct_01JGXK4N8Q2V7M3R5T9W1Y6Z0A"
@@ -486,13 +493,13 @@ def test_parse_envelope_with_array_and_timestamp_only(source: GenericSource) -> 
         {"timestamp": "2026-01-01T00:00:00Z", "data": [{"name": "A", "phone": "1"}, {"name": "B", "phone": "2"}]}
     ).encode()
     leads = source.parse(make_request(body))
-    assert [lead.contact.name for lead in leads] == ["A", "B"]
+    assert [contact_of(lead).name for lead in leads] == ["A", "B"]
 
 
 def test_object_with_data_but_no_type_or_timestamp_is_a_lead(source: GenericSource) -> None:
     body = json.dumps({"name": "Maria", "phone": "+15125550142", "data": {"name": "Other"}}).encode()
     (lead,) = source.parse(make_request(body))
-    assert lead.contact.name == "Maria"
+    assert contact_of(lead).name == "Maria"
 
 
 def test_parse_array_of_leads(source: GenericSource) -> None:
@@ -502,12 +509,12 @@ def test_parse_array_of_leads(source: GenericSource) -> None:
         {"external_id": "l-3", "contact_name": "Ana Silva", "telephone": "+442079460018"},
     ]
     leads = source.parse(make_request(json.dumps(payload).encode()))
-    assert [(lead.contact.record_id, lead.contact.name, lead.contact.phone) for lead in leads] == [
+    assert [(contact_of(lead).record_id, contact_of(lead).name, contact_of(lead).phone) for lead in leads] == [
         ("l-1", "Maria Gonzalez", "+15125550142"),
         ("l-2", "John Smith", "+12024561111"),
         ("l-3", "Ana Silva", "+442079460018"),
     ]
-    assert leads[1].contact.email == "john@example.com"
+    assert contact_of(leads[1]).email == "john@example.com"
 
 
 @pytest.mark.parametrize(
@@ -525,7 +532,7 @@ def test_aliases_fold_case_and_separators(
 ) -> None:
     payload = {first: "Maria", last: "Gonzalez", phone: "+15125550142", mail: "m@acme.example", job: "CTO"}
     (lead,) = source.parse(make_request(json.dumps(payload).encode()))
-    assert (lead.contact.name, lead.contact.phone, lead.contact.email, lead.contact.occupation) == (
+    assert (contact_of(lead).name, contact_of(lead).phone, contact_of(lead).email, contact_of(lead).occupation) == (
         "Maria Gonzalez",
         "+15125550142",
         "m@acme.example",
@@ -536,9 +543,9 @@ def test_aliases_fold_case_and_separators(
 def test_full_name_wins_over_first_and_last(source: GenericSource) -> None:
     body = json.dumps({"name": "M. Gonzalez", "first_name": "Maria", "last_name": "Gonzalez"}).encode()
     (lead,) = source.parse(make_request(body))
-    assert lead.contact.name == "M. Gonzalez"
+    assert contact_of(lead).name == "M. Gonzalez"
     (only_last,) = source.parse(make_request(json.dumps({"name": " ", "lastName": "Gonzalez"}).encode()))
-    assert only_last.contact.name == "Gonzalez"
+    assert contact_of(only_last).name == "Gonzalez"
 
 
 def test_other_document_fields_are_mapped(source: GenericSource) -> None:
@@ -552,7 +559,7 @@ def test_other_document_fields_are_mapped(source: GenericSource) -> None:
         "contact_id": 12345,
     }
     (lead,) = source.parse(make_request(json.dumps(payload).encode()))
-    contact = lead.contact
+    contact = contact_of(lead)
     assert (contact.context, contact.title, contact.description) == (
         "Ask about fleet size.",
         "Inbound lead",
@@ -567,13 +574,13 @@ def test_other_document_fields_are_mapped(source: GenericSource) -> None:
 def test_mobile_becomes_alternate_when_phone_present(source: GenericSource) -> None:
     body = json.dumps({"name": "Maria", "phone": "+15125550142", "mobile": "+15125550199"}).encode()
     (lead,) = source.parse(make_request(body))
-    assert (lead.contact.phone, lead.contact.alternate_phone) == ("+15125550142", "+15125550199")
+    assert (contact_of(lead).phone, contact_of(lead).alternate_phone) == ("+15125550142", "+15125550199")
 
 
 def test_mobile_alone_becomes_phone(source: GenericSource) -> None:
     body = json.dumps({"name": "Maria", "mobilePhone": "+15125550199"}).encode()
     (lead,) = source.parse(make_request(body))
-    assert (lead.contact.phone, lead.contact.alternate_phone) == ("+15125550199", None)
+    assert (contact_of(lead).phone, contact_of(lead).alternate_phone) == ("+15125550199", None)
 
 
 def test_explicit_alternate_wins_over_mobile(source: GenericSource) -> None:
@@ -581,33 +588,33 @@ def test_explicit_alternate_wins_over_mobile(source: GenericSource) -> None:
         {"name": "Maria", "phone": "+15125550142", "cell": "+15125550100", "alt_phone": "+15125550199"}
     ).encode()
     (lead,) = source.parse(make_request(body))
-    assert (lead.contact.phone, lead.contact.alternate_phone) == ("+15125550142", "+15125550199")
+    assert (contact_of(lead).phone, contact_of(lead).alternate_phone) == ("+15125550142", "+15125550199")
 
 
 def test_address_object_is_joined(source: GenericSource) -> None:
     address = {"street": "1200 Congress Ave", "city": "Austin", "state": "TX", "zip": "78701", "country": "US"}
     (lead,) = source.parse(make_request(json.dumps({"name": "Maria", "address": address}).encode()))
-    assert lead.contact.address == "1200 Congress Ave, Austin, TX, 78701, US"
+    assert contact_of(lead).address == "1200 Congress Ave, Austin, TX, 78701, US"
 
 
 def test_address_object_with_aliases_and_gaps(source: GenericSource) -> None:
     address = {"Line1": "1200 Congress Ave", "address_line_2": "Suite 400", "Town": "Austin", "postalCode": 78701}
     (lead,) = source.parse(make_request(json.dumps({"name": "Maria", "address": address}).encode()))
-    assert lead.contact.address == "1200 Congress Ave, Suite 400, Austin, 78701"
+    assert contact_of(lead).address == "1200 Congress Ave, Suite 400, Austin, 78701"
 
 
 def test_flat_address_parts_are_joined(source: GenericSource) -> None:
     body = json.dumps({"name": "Maria", "street": "1200 Congress Ave", "city": "Austin", "postcode": "78701"}).encode()
     (lead,) = source.parse(make_request(body))
-    assert lead.contact.address == "1200 Congress Ave, Austin, 78701"
+    assert contact_of(lead).address == "1200 Congress Ave, Austin, 78701"
     (no_address,) = source.parse(make_request(b'{"name": "Maria"}'))
-    assert no_address.contact.address is None
+    assert contact_of(no_address).address is None
 
 
 def test_labels_string_list_and_missing(source: GenericSource) -> None:
     def labels_of(payload: dict[str, Any]) -> tuple[str, ...]:
         (lead,) = source.parse(make_request(json.dumps({"name": "Maria", "phone": "+15125550142", **payload}).encode()))
-        document, rejection, _ = build_document("generic", lead.contact, "US")
+        document, rejection, _ = build_document("generic", contact_of(lead), "US")
         assert rejection is None
         assert document is not None
         return document.labels
@@ -621,7 +628,7 @@ def test_labels_string_list_and_missing(source: GenericSource) -> None:
 
 def test_null_label_in_array_is_ignored(source: GenericSource) -> None:
     (lead,) = source.parse(make_request(b'{"name": "Maria", "phone": "+15125550142", "tags": ["vip", null]}'))
-    document, _, _ = build_document("generic", lead.contact, "US")
+    document, _, _ = build_document("generic", contact_of(lead), "US")
     assert document is not None
     assert document.labels == ("vip",)
 
@@ -635,9 +642,13 @@ def test_empty_and_non_scalar_values_are_skipped(source: GenericSource) -> None:
         "email": [],
     }
     (lead,) = source.parse(make_request(json.dumps(payload).encode()))
-    assert (lead.contact.name, lead.contact.phone, lead.contact.email) == ("Maria Gonzalez", "+15125550142", None)
+    assert (contact_of(lead).name, contact_of(lead).phone, contact_of(lead).email) == (
+        "Maria Gonzalez",
+        "+15125550142",
+        None,
+    )
     (nested,) = source.parse(make_request(b'{"name": {"first": "Maria"}, "email": true}'))
-    assert (nested.contact.name, nested.contact.email) == (None, None)
+    assert (contact_of(nested).name, contact_of(nested).email) == (None, None)
 
 
 # --- parsing: errors -----------------------------------------------------------------------------
@@ -706,7 +717,7 @@ def test_max_leads_accepted(source: GenericSource) -> None:
     payload = [{"id": f"l-{i}", "name": "A", "phone": "+15125550142"} for i in range(100)]
     leads = source.parse(make_request(json.dumps(payload).encode()))
     assert len(leads) == 100
-    assert leads[-1].contact.record_id == "l-99"
+    assert contact_of(leads[-1]).record_id == "l-99"
 
 
 @pytest.mark.parametrize("count", [101, 250])

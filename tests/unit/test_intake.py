@@ -79,6 +79,7 @@ def test_a_bearer_authenticated_lead_is_queued_with_its_document(intake, setting
     assert reply.status == 202
     assert answer(reply)["results"] == [{"index": 0, "status": "queued", "lead_id": "generic#zap-lead-20260101-0001"}]
     [message] = queued(settings)
+    assert message.document is not None
     assert message.document.name == "Maria Gonzalez"
     assert message.document.contact_number == "+15125550142"
     assert message.document.document_id == "generic-zap-lead-20260101-0001"

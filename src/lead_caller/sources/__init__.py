@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lead_caller.config import ConfigError, Settings
+from lead_caller.mapping import FieldMapping
 from lead_caller.sources.base import Source
 from lead_caller.sources.generic import GenericSource
 
@@ -11,3 +13,14 @@ SOURCES: dict[str, Source] = {source.name: source for source in (GenericSource()
 def get_source(name: str) -> Source | None:
     """The source registered under `name`, or None."""
     return SOURCES.get(name)
+
+
+def compile_mappings(settings: Settings) -> dict[str, FieldMapping]:
+    """Each source's built-in mapping with the user's FIELD_MAPPINGS applied; ConfigError if invalid."""
+    unknown = sorted(set(settings.field_mappings) - set(SOURCES))
+    if unknown:
+        raise ConfigError(f"FIELD_MAPPINGS names unknown source(s): {', '.join(unknown)} (known: {', '.join(SOURCES)})")
+    return {
+        name: FieldMapping.compile(source.default_mapping, settings.field_mappings.get(name), f"FIELD_MAPPINGS.{name}")
+        for name, source in SOURCES.items()
+    }

@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from lead_caller.contacts import RawContact
-
 
 @dataclass(frozen=True)
 class WebhookRequest:
@@ -63,10 +61,17 @@ class PayloadError(Exception):
 
 @dataclass
 class ParsedLead:
-    """One lead found in a payload, and the routing hints it carries."""
+    """One lead found in a payload.
 
-    contact: RawContact
-    routing: Mapping[str, Any] = field(default_factory=dict)
+    `record` is the CRM record the source's field mapping reads. Thin events
+    (HubSpot's Webhooks API, Pipedrive leads and deals) carry only ids: then
+    `record` is None, `record_id` names the record and `enrichment` tells the
+    dispatcher how to fetch it from the CRM's API (outside the request path).
+    """
+
+    record: Mapping[str, Any] | None
+    record_id: str | None = None
+    enrichment: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class Source:
     name: ClassVar[str]
     #: media types the source accepts; others get 415.
     content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    #: the built-in field mapping (see mapping.py); FIELD_MAPPINGS overrides it per field.
+    default_mapping: ClassVar[Mapping[str, Any]] = {}
 
     def authenticate(self, request: WebhookRequest, credentials: Mapping[str, Any]) -> None:
         """Raise AuthenticationError unless the request is authentic."""

@@ -1,0 +1,220 @@
+"""Declarative field mapping: document field <- where it is in a CRM record.
+
+Every source's built-in mapping is written in this language, and a user's
+mapping (FIELD_MAPPINGS / FIELD_MAPPINGS_FILE) overrides it field by field, so
+a custom CRM property can be routed into `context`, `about` or `labels`
+without code. A rule ("spec") is one of:
+
+    "properties.jobtitle"                       a path (dots; list items by index: "phones.0.value")
+    {"path": "a.b"}                             the same, spelled out
+    {"first_of": [spec, ...]}                   the first spec that yields a value
+    {"join": [spec, ...], "separator": " "}     the values that exist, joined
+    {"value": "literal"}                        a constant
+    {"labels": [spec, ...]}                     a list of labels (strings, lists, "a,b" text)
+
+Any rule may add "default" (used when it yields nothing) and "format"
+("Status: {value}"). Path segments match keys exactly, or else ignoring case,
+"_", "-" and spaces ("first_name" finds "firstName" and "First_Name").
+
+Mappings are checked when the function starts: a bad one raises ConfigError
+naming the source, the field and the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lead_caller.config import ConfigError
+from lead_caller.contacts import RawContact
+
+#: mapping targets: the document fields (document_id is derived from record_id)
+TARGETS: dict[str, str] = {
+    "record_id": "record_id",
+    "name": "name",
+    "email": "email",
+    "contact_number": "phone",
+    "alternate_number": "alternate_phone",
+    "occupation": "occupation",
+    "company_name": "company_name",
+    "address": "address",
+    "about": "about",
+    "context": "context",
+    "labels": "labels",
+    "title": "title",
+    "description": "description",
+}
+_KINDS = ("path", "first_of", "join", "value", "labels")
+_MODIFIERS = ("default", "format", "separator")
+
+
+def fold(key: str) -> str:
+    """A key without case and separators: "First_Name" -> "firstname"."""
+    return "".join(ch for ch in key.lower() if ch.isalnum())
+
+
+def lookup(record: Any, path: str) -> Any:
+    """The value at a dotted path, or None. Keys match exactly, else folded."""
+    current = record
+    for segment in path.split("."):
+        if isinstance(current, Mapping):
+            if segment in current:
+                current = current[segment]
+                continue
+            wanted = fold(segment)
+            current = next((value for key, value in current.items() if fold(str(key)) == wanted), None)
+        elif isinstance(current, list) and segment.isdigit():
+            index = int(segment)
+            current = current[index] if index < len(current) else None
+        else:
+            return None
+        if current is None:
+            return None
+    return current
+
+
+def _scalar_text(value: Any) -> str | None:
+    if value is None or isinstance(value, (bool, Mapping, list)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One compiled spec."""
+
+    kind: str
+    argument: Any
+    default: Any = None
+    format: str | None = None
+    separator: str = " "
+
+    def evaluate(self, record: Any) -> Any:
+        """The rule's value for a record (a string, a list for labels, or None)."""
+        value = self._raw(record)
+        if value in (None, "", []):
+            value = self.default
+        if self.format and isinstance(value, str):
+            value = self.format.replace("{value}", value)
+        return value
+
+    def _raw(self, record: Any) -> Any:
+        if self.kind == "value":
+            return self.argument
+        if self.kind == "path":
+            found = lookup(record, self.argument)
+            return found if isinstance(found, list) else _scalar_text(found)
+        if self.kind == "first_of":
+            for rule in self.argument:
+                value = rule.evaluate(record)
+                if value not in (None, "", []):
+                    return value
+            return None
+        if self.kind == "join":
+            parts = [rule.evaluate(record) for rule in self.argument]
+            texts = [_scalar_text(part) for part in parts if not isinstance(part, list)]
+            return self.separator.join(text for text in texts if text) or None
+        labels: list[str] = []
+        for rule in self.argument:
+            value = rule.evaluate(record)
+            items = value if isinstance(value, list) else [value]
+            labels.extend(text for item in items if (text := _scalar_text(item)))
+        return labels
+
+
+def compile_rule(spec: Any, where: str) -> Rule:
+    """Compile one spec; raise ConfigError naming `where` when it is malformed."""
+    if isinstance(spec, str):
+        if not spec.strip():
+            raise ConfigError(f"{where}: a path must not be empty")
+        return Rule("path", spec.strip())
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where}: expected a path string or an object, got {type(spec).__name__}")
+    kinds = [key for key in spec if key in _KINDS]
+    unknown = [key for key in spec if key not in _KINDS and key not in _MODIFIERS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(_KINDS + _MODIFIERS)})")
+    if len(kinds) != 1:
+        raise ConfigError(f"{where}: needs exactly one of {', '.join(_KINDS)}, got {len(kinds)}")
+    kind = kinds[0]
+    argument = spec[kind]
+    if kind == "path":
+        return _with_modifiers(compile_rule(argument, where), spec, where)
+    if kind in ("first_of", "join", "labels"):
+        if not isinstance(argument, Sequence) or isinstance(argument, str) or not argument:
+            raise ConfigError(f"{where}.{kind}: expected a non-empty list of rules")
+        compiled = tuple(compile_rule(item, f"{where}.{kind}[{index}]") for index, item in enumerate(argument))
+        return _with_modifiers(Rule(kind, compiled), spec, where)
+    if isinstance(argument, (Mapping, list)) or argument is None:
+        raise ConfigError(f"{where}.value: expected text or a number")
+    return _with_modifiers(Rule("value", str(argument)), spec, where)
+
+
+def _with_modifiers(rule: Rule, spec: Mapping[str, Any], where: str) -> Rule:
+    fmt = spec.get("format")
+    if fmt is not None and (not isinstance(fmt, str) or "{value}" not in fmt):
+        raise ConfigError(f"{where}.format: must be text containing {{value}}")
+    separator = spec.get("separator", rule.separator)
+    if not isinstance(separator, str):
+        raise ConfigError(f"{where}.separator: must be text")
+    default = spec.get("default")
+    if default is not None and not isinstance(default, (str, int, float, list)):
+        raise ConfigError(f"{where}.default: must be text, a number or a list")
+    return Rule(rule.kind, rule.argument, default if default is not None else rule.default, fmt, separator)
+
+
+class FieldMapping:
+    """A compiled mapping: target field -> Rule."""
+
+    def __init__(self, rules: Mapping[str, Rule]) -> None:
+        self.rules = dict(rules)
+
+    @classmethod
+    def compile(
+        cls, default: Mapping[str, Any], override: Mapping[str, Any] | None = None, where: str = "mapping"
+    ) -> FieldMapping:
+        """The built-in mapping with a user's override applied field by field (null removes a field)."""
+        merged = {**default, **(override or {})}
+        rules: dict[str, Rule] = {}
+        for field_name, spec in merged.items():
+            if field_name not in TARGETS:
+                raise ConfigError(f"{where}.{field_name}: not a document field (use one of {', '.join(TARGETS)})")
+            if spec is None:
+                continue
+            rules[field_name] = compile_rule(spec, f"{where}.{field_name}")
+        return cls(rules)
+
+    def apply(self, record: Mapping[str, Any]) -> RawContact:
+        """The RawContact of a record."""
+        values: dict[str, Any] = {}
+        for field_name, rule in self.rules.items():
+            value = rule.evaluate(record)
+            attribute = TARGETS[field_name]
+            if attribute == "labels":
+                values["labels"] = [str(v) for v in (value if isinstance(value, list) else [value]) if v]
+            elif isinstance(value, list):
+                values[attribute] = _scalar_text(value[0]) if value else None
+            else:
+                values[attribute] = _scalar_text(value)
+        if values.get("alternate_phone") and values.get("alternate_phone") == values.get("phone"):
+            values["alternate_phone"] = None  # e.g. a lone mobile number, found by both rules
+        return RawContact(**values)
+
+
+def parse_mappings(raw: Any, where: str) -> dict[str, dict[str, Any]]:
+    """Validate the shape {source: {field: spec}} of a FIELD_MAPPINGS document (specs compiled later)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} must be a JSON object keyed by source")
+    for source, fields in raw.items():
+        if not isinstance(fields, Mapping):
+            raise ConfigError(f"{where}.{source} must be an object of document field -> rule")
+        for field_name, spec in fields.items():
+            if field_name not in TARGETS:
+                raise ConfigError(
+                    f"{where}.{source}.{field_name}: not a document field (use one of {', '.join(TARGETS)})"
+                )
+            if spec is not None:
+                compile_rule(spec, f"{where}.{source}.{field_name}")
+    return {str(source): dict(fields) for source, fields in raw.items()}
