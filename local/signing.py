@@ -8,6 +8,9 @@ Usage (re-sign an API Gateway event for `sam local invoke` or the local stack):
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
+import hmac
 import json
 import sys
 import time
@@ -36,14 +39,46 @@ def standard_webhook_headers(
     }
 
 
+def hubspot_v3_headers(
+    client_secret: str, method: str, url: str, body: bytes, timestamp_ms: int | None = None
+) -> dict[str, str]:
+    """X-HubSpot-Signature-v3 and X-HubSpot-Request-Timestamp, as HubSpot computes them.
+
+    base64(HMAC-SHA256(client secret, method + URL + body + timestamp)); HubSpot signs the
+    URL with some percent-escapes decoded, the same ones the verifier decodes.
+    """
+    stamp = str(int(time.time() * 1000) if timestamp_ms is None else timestamp_ms)
+    source = method.upper().encode() + url.encode() + body + stamp.encode()
+    digest = hmac.new(client_secret.encode(), source, hashlib.sha256).digest()
+    return {"x-hubspot-signature-v3": base64.b64encode(digest).decode(), "x-hubspot-request-timestamp": stamp}
+
+
+def hubspot_v2_headers(client_secret: str, method: str, url: str, body: bytes) -> dict[str, str]:
+    """The v2 signature of workflow webhooks: hex SHA-256(client secret + method + URL + body)."""
+    digest = hashlib.sha256(client_secret.encode() + method.upper().encode() + url.encode() + body).hexdigest()
+    return {"x-hubspot-signature": digest, "x-hubspot-signature-version": "v2"}
+
+
+def hubspot_v1_headers(client_secret: str, body: bytes) -> dict[str, str]:
+    """The legacy v1 signature of the Webhooks API: hex SHA-256(client secret + body)."""
+    return {
+        "x-hubspot-signature": hashlib.sha256(client_secret.encode() + body).hexdigest(),
+        "x-hubspot-signature-version": "v1",
+    }
+
+
+def basic_authorization(username: str, password: str) -> dict[str, str]:
+    """An HTTP Basic Authorization header (Pipedrive, Zapier, Make)."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"authorization": f"Basic {token}"}
+
+
 def resign_event(event: dict[str, Any], secret: str, timestamp: float | None = None) -> dict[str, Any]:
     """A copy of an API Gateway v2 event with fresh Standard Webhooks headers and timeEpoch."""
     signed: dict[str, Any] = json.loads(json.dumps(event))
     body = signed.get("body") or ""
     raw = body.encode()
     if signed.get("isBase64Encoded"):
-        import base64
-
         raw = base64.b64decode(body)
     now = time.time() if timestamp is None else timestamp
     headers = {k.lower(): v for k, v in (signed.get("headers") or {}).items()}

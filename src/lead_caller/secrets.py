@@ -41,6 +41,11 @@ def unpod_credentials(settings: Settings) -> UnpodCredentials:
     )
 
 
+def crm_credentials(settings: Settings) -> Mapping[str, Any]:
+    """CRM API credentials keyed by source (e.g. {"hubspot": {"access_token": ...}})."""
+    return _read_json_secret(settings.crm_secret_id, settings.secrets_max_age_seconds)
+
+
 def webhook_credentials(settings: Settings, source: str) -> Mapping[str, Any]:
     """The webhook credential object of one source (empty when none is configured)."""
     value = _read_json_secret(settings.webhook_secret_id, settings.secrets_max_age_seconds)

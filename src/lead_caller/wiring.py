@@ -12,10 +12,11 @@ import boto3
 from botocore.config import Config
 
 from lead_caller.config import Settings
+from lead_caller.crm import build_enrichers
 from lead_caller.dispatcher import Dispatcher
 from lead_caller.intake import Intake
 from lead_caller.queue import LeadQueue
-from lead_caller.secrets import unpod_credentials, webhook_credentials
+from lead_caller.secrets import crm_credentials, unpod_credentials, webhook_credentials
 from lead_caller.store import LeadStore
 from lead_caller.unpod import UnpodClient
 
@@ -62,4 +63,6 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
         store=build_store(settings),
         client=build_unpod_client(settings),
         credentials=partial(unpod_credentials, settings),
+        enrichers=build_enrichers(settings),
+        crm_credentials=partial(crm_credentials, settings),
     )

@@ -6,8 +6,10 @@ from lead_caller.config import ConfigError, Settings
 from lead_caller.mapping import FieldMapping
 from lead_caller.sources.base import Source
 from lead_caller.sources.generic import GenericSource
+from lead_caller.sources.hubspot import HubSpotSource
+from lead_caller.sources.pipedrive import PipedriveSource
 
-SOURCES: dict[str, Source] = {source.name: source for source in (GenericSource(),)}
+SOURCES: dict[str, Source] = {source.name: source for source in (GenericSource(), HubSpotSource(), PipedriveSource())}
 
 
 def get_source(name: str) -> Source | None:
