@@ -26,6 +26,7 @@ LOCAL_NAMES = {
     "dlq": "lead-caller-leads-dlq",
     "unpod_secret": "lead-caller/unpod",
     "webhook_secret": "lead-caller/webhooks",
+    "crm_secret": "lead-caller/crm",
 }
 
 
@@ -69,6 +70,7 @@ class LocalResources:
     dlq_url: str
     unpod_secret_id: str
     webhook_secret_id: str
+    crm_secret_id: str
 
 
 def _client(service: str, endpoint_url: str | None) -> Any:
@@ -93,6 +95,7 @@ def create_resources(
     webhook_secret: Mapping[str, Any],
     template: Mapping[str, Any] | None = None,
     max_receive_count: int | None = None,
+    crm_secret: Mapping[str, Any] | None = None,
 ) -> LocalResources:
     """Create table, queue + DLQ and secrets as template.yaml defines them.
 
@@ -136,6 +139,7 @@ def create_resources(
     secrets = _client("secretsmanager", endpoint_url)
     secrets.create_secret(Name=LOCAL_NAMES["unpod_secret"], SecretString=json.dumps(dict(unpod_secret)))
     secrets.create_secret(Name=LOCAL_NAMES["webhook_secret"], SecretString=json.dumps(dict(webhook_secret)))
+    secrets.create_secret(Name=LOCAL_NAMES["crm_secret"], SecretString=json.dumps(dict(crm_secret or {})))
     return LocalResources(
         endpoint_url=endpoint_url,
         table_name=LOCAL_NAMES["table"],
@@ -143,6 +147,7 @@ def create_resources(
         dlq_url=dlq_url,
         unpod_secret_id=LOCAL_NAMES["unpod_secret"],
         webhook_secret_id=LOCAL_NAMES["webhook_secret"],
+        crm_secret_id=LOCAL_NAMES["crm_secret"],
     )
 
 
@@ -170,6 +175,7 @@ def function_environment(
             "LEADS_QUEUE_URL": resources.queue_url,
             "UNPOD_SECRET_ID": resources.unpod_secret_id,
             "WEBHOOK_SECRET_ID": resources.webhook_secret_id,
+            "CRM_SECRET_ID": resources.crm_secret_id,
             "AWS_ENDPOINT_URL": resources.endpoint_url or "",
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
