@@ -2,7 +2,8 @@
 
 Usage (re-sign an API Gateway event for `sam local invoke` or the local stack):
 
-    python -m local.signing events/generic-signed.json --secret whsec_... > /tmp/event.json
+    python -m local.signing events/hubspot-webhooks-contact-creation.json > /tmp/event.json
+    python -m local.signing events/generic-signed.json --secrets my-webhook-secrets.json
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,17 @@ from standardwebhooks.webhooks import Webhook
 
 LOCAL_SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 - the spec's public test secret
 LOCAL_BEARER_TOKEN = "gen_9b2e7c4a1f6d8e3b5a0c2d4f6e8a1b3c"  # noqa: S105 - the sample token of events/, local only
+LOCAL_HUBSPOT_CLIENT_SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"  # noqa: S105 - HubSpot's documented placeholder
+#: the webhook secret document of the local stack (and the default of the re-sign tool)
+LOCAL_WEBHOOK_SECRETS: dict[str, dict[str, Any]] = {
+    "generic": {"signing_secret": LOCAL_SIGNING_SECRET, "bearer_token": LOCAL_BEARER_TOKEN},
+    "hubspot": {
+        "client_secret": LOCAL_HUBSPOT_CLIENT_SECRET,
+        "api_key": "local-hubspot-api-key",
+        "api_key_header": "x-api-key",
+    },
+    "pipedrive": {"basic_username": "pd-webhook", "basic_password": "s3cr3t-P@ss:with-colon"},
+}
 
 
 def standard_webhook_headers(
@@ -73,29 +86,96 @@ def basic_authorization(username: str, password: str) -> dict[str, str]:
     return {"authorization": f"Basic {token}"}
 
 
-def resign_event(event: dict[str, Any], secret: str, timestamp: float | None = None) -> dict[str, Any]:
-    """A copy of an API Gateway v2 event with fresh Standard Webhooks headers and timeEpoch."""
+def sign_request(
+    source: str,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    secrets: Mapping[str, Any] | None = None,
+    timestamp: float | None = None,
+) -> dict[str, str]:
+    """Fresh authentication headers for a request to /webhooks/<source>, the way its sender makes them.
+
+    `secrets` is the webhook secret document ({"generic": {...}, "hubspot": {...}, ...});
+    the local stack's defaults (LOCAL_WEBHOOK_SECRETS) when None. Headers the request does
+    not use are left alone: a generic event with a bearer token keeps its token (replaced by
+    the configured one), a HubSpot event keeps its signature version.
+    """
+    secrets = LOCAL_WEBHOOK_SECRETS if secrets is None else secrets
+    now = time.time() if timestamp is None else timestamp
+    lower = {k.lower(): v for k, v in headers.items()}
+    signed = dict(lower)
+    credentials = dict(secrets.get(source) or {})
+    if source == "hubspot":
+        secret = str(credentials.get("client_secret", ""))
+        version = lower.get("x-hubspot-signature-version", "").lower()
+        if version == "v2":
+            signed.update(hubspot_v2_headers(secret, method, url, body))
+        elif version == "v1":
+            signed.update(hubspot_v1_headers(secret, body))
+        if "x-hubspot-signature-v3" in lower or not version:
+            signed.update(hubspot_v3_headers(secret, method, url, body, int(now * 1000)))
+        if credentials.get("api_key") and credentials.get("api_key_header", "x-api-key").lower() in lower:
+            signed[credentials.get("api_key_header", "x-api-key").lower()] = str(credentials["api_key"])
+    elif source == "pipedrive" or "basic" in lower.get("authorization", "").lower()[:6]:
+        signed.update(
+            basic_authorization(str(credentials.get("basic_username", "")), str(credentials.get("basic_password", "")))
+        )
+    elif "webhook-signature" in lower:
+        signed.update(
+            standard_webhook_headers(str(credentials.get("signing_secret", "")), body, lower.get("webhook-id"), now)
+        )
+    elif "authorization" in lower and credentials.get("bearer_token"):
+        signed["authorization"] = f"Bearer {credentials['bearer_token']}"
+    return signed
+
+
+def resign_event(
+    event: dict[str, Any],
+    secrets: Mapping[str, Any] | None = None,
+    public_url: str | None = None,
+    timestamp: float | None = None,
+) -> dict[str, Any]:
+    """A copy of an API Gateway v2 event with fresh authentication headers and timeEpoch.
+
+    URL-bound signatures (HubSpot) are computed over `public_url` + rawPath, or
+    https://<Host header> + rawPath when no public URL is given, as the webhook does.
+    """
     signed: dict[str, Any] = json.loads(json.dumps(event))
     body = signed.get("body") or ""
-    raw = body.encode()
-    if signed.get("isBase64Encoded"):
-        raw = base64.b64decode(body)
+    raw = base64.b64decode(body) if signed.get("isBase64Encoded") else body.encode()
     now = time.time() if timestamp is None else timestamp
     headers = {k.lower(): v for k, v in (signed.get("headers") or {}).items()}
-    headers.update(standard_webhook_headers(secret, raw, headers.get("webhook-id"), now))
-    signed["headers"] = headers
+    path = signed.get("rawPath") or "/webhooks/generic"
+    query = signed.get("rawQueryString") or ""
+    base = (public_url or f"https://{headers.get('host', 'localhost')}").rstrip("/")
+    url = base + path + (f"?{query}" if query else "")
+    source = path.rstrip("/").rsplit("/", 1)[-1]
+    method = str(((signed.get("requestContext") or {}).get("http") or {}).get("method") or "POST")
+    signed["headers"] = sign_request(source, method, url, headers, raw, secrets, now)
     signed.setdefault("requestContext", {})["timeEpoch"] = int(now * 1000)
     return signed
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: print the re-signed event."""
-    parser = argparse.ArgumentParser(description="Re-sign an API Gateway v2 event with the current time.")
+    parser = argparse.ArgumentParser(
+        description="Re-sign an API Gateway v2 event from events/ with the current time, for sam local invoke "
+        "or the local stack."
+    )
     parser.add_argument("event", type=Path, help="an event file from events/")
-    parser.add_argument("--secret", default=LOCAL_SIGNING_SECRET, help="the source's whsec_ signing secret")
+    parser.add_argument(
+        "--secrets",
+        type=Path,
+        help="JSON file of webhook credentials by source, as in the webhook secret "
+        '({"hubspot": {"client_secret": ...}}); default: the local stack\'s',
+    )
+    parser.add_argument("--public-url", help="the base URL the sender signs (default: https://<Host header>)")
     args = parser.parse_args(argv)
     event = json.loads(args.event.read_text())
-    json.dump(resign_event(event, args.secret), sys.stdout, indent=2)
+    secrets = json.loads(args.secrets.read_text()) if args.secrets else None
+    json.dump(resign_event(event, secrets, args.public_url), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
 

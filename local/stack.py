@@ -35,7 +35,7 @@ import urllib3
 from moto.server import ThreadedMotoServer
 
 from local.resources import REGION, LocalResources, create_resources, function_environment, reset_embedded_aws
-from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET, standard_webhook_headers
+from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET, LOCAL_WEBHOOK_SECRETS, sign_request
 from local.unpod_sandbox import UnpodSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,9 +192,7 @@ class LocalStack:
                 "pilot": self.sandbox.pilots[0],
                 **dict(self.options.unpod_secret or {}),
             }
-        webhook_secret = self.options.webhook_secret or {
-            "generic": {"signing_secret": LOCAL_SIGNING_SECRET, "bearer_token": LOCAL_BEARER_TOKEN}
-        }
+        webhook_secret = self.options.webhook_secret or LOCAL_WEBHOOK_SECRETS
         max_receive = self.options.environment.get("MAX_RECEIVE_COUNT")
         self.resources = create_resources(
             endpoint, unpod_secret, webhook_secret, max_receive_count=int(max_receive) if max_receive else None
@@ -457,19 +455,28 @@ def running_stack(options: StackOptions | None = None) -> Iterator[LocalStack]:
 
 
 # ---- `make run` ------------------------------------------------------------------------
-def demo_requests() -> list[tuple[str, str, bytes, dict[str, str]]]:
-    """(name, path, body, headers) for each sample event in events/, authenticated for the local stack."""
+def demo_requests(stack: LocalStack) -> list[tuple[str, str, bytes, dict[str, str]]]:
+    """(name, path, body, headers) for each webhook sample in events/, authenticated for this stack.
+
+    Signatures are made now, with the stack's webhook secrets, over the URL the stack sees
+    (its --public-url, else https://127.0.0.1:<port>), as each CRM would sign them.
+    """
     requests: list[tuple[str, str, bytes, dict[str, str]]] = []
-    for path in sorted(EVENTS.glob("generic-*.json")):
+    secrets = stack.options.webhook_secret or LOCAL_WEBHOOK_SECRETS
+    base = (stack.options.public_url or f"https://{stack.api_url.split('://', 1)[1]}").rstrip("/")
+    for path in sorted(EVENTS.glob("*.json")):
         event = json.loads(path.read_text())
+        raw_path = event.get("rawPath")
+        if not isinstance(raw_path, str) or not raw_path.startswith("/webhooks/"):
+            continue  # env.json, SQS and EventBridge samples
         body = event.get("body") or ""
         raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
         headers = {k.lower(): v for k, v in (event.get("headers") or {}).items() if k.lower() != "host"}
-        if "webhook-signature" in headers:
-            headers.update(standard_webhook_headers(LOCAL_SIGNING_SECRET, raw))
-        elif "authorization" in headers:
-            headers["authorization"] = f"Bearer {LOCAL_BEARER_TOKEN}"
-        requests.append((path.stem, event.get("rawPath") or "/webhooks/generic", raw, headers))
+        query = event.get("rawQueryString") or ""
+        url = base + raw_path + (f"?{query}" if query else "")
+        source = raw_path.rstrip("/").rsplit("/", 1)[-1]
+        signed = sign_request(source, "POST", url, headers, raw, secrets)
+        requests.append((path.stem, raw_path + (f"?{query}" if query else ""), raw, signed))
     return requests
 
 
@@ -479,7 +486,7 @@ def _masked(headers: Mapping[str, str]) -> dict[str, str]:
 
 def run_demo(stack: LocalStack, say: Callable[[str], None] = print) -> None:
     """Send every sample event through the stack and print what happened."""
-    for name, path, body, headers in demo_requests():
+    for name, path, body, headers in demo_requests(stack):
         status, payload = stack.post(path, body, headers)
         say(f"\n=== {name}: POST {path} -> HTTP {status}")
         say(json.dumps(payload, indent=2))
