@@ -219,12 +219,12 @@ class Dispatcher:
             metrics.add_metric(name="EnrichmentFailures", unit=MetricUnit.Count, value=1)
             self._give_up_or_retry(lead, "transient", f"{source} API: {redact(fetched.message)}", result)
             return None
-        if fetched.outcome == "gone" or fetched.record is None:
-            self._reject(lead, f"the {source} record no longer exists: {redact(fetched.message)}", "crm_gone")
-            return None
         if fetched.outcome == "permanent":
             metrics.add_metric(name="EnrichmentFailures", unit=MetricUnit.Count, value=1)
             self._reject(lead, f"{source} API refused: {redact(fetched.message)}", "crm_refused", rejected=False)
+            return None
+        if fetched.outcome == "gone" or fetched.record is None:
+            self._reject(lead, f"the {source} record no longer exists: {redact(fetched.message)}", "crm_gone")
             return None
         raw = self.mappings[source].apply(fetched.record)
         raw.record_id = lead.message.record_id

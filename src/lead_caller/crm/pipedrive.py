@@ -1,21 +1,211 @@
-"""Pipedrive API client (placeholder: being written)."""
+"""Pipedrive API client: fetches the person (and organisation name) of lead/deal events.
+
+Used in the dispatch path for the enrichment kind "pipedrive_person" that
+`sources/pipedrive.py` queues. Credentials are the "pipedrive" object of the
+CRM secret: `{"api_token": "..."}`, optionally `"company_domain": "acme"`
+(then requests go to https://acme.pipedrive.com, but only while the base URL
+is the default https://api.pipedrive.com, so a configured base URL such as
+a local stand-in always wins). The webhook's `meta.host` is never used as a
+destination: the API token must only go where the operator configured.
+
+Per request: `GET /api/v2/persons/{id}` (header `x-api-token`), then, when
+the lead/deal or the person names an organisation, `GET
+/api/v2/organizations/{id}` for its name. Outcomes (enrichment.Fetched):
+
+* ok: the normalised record (`sources.pipedrive.person_record`) with the
+  event's lead/deal fields; the organisation lookup is best effort (a 404, a
+  refusal or an outage leaves the company name out rather than delaying the call);
+* gone: the person answered 404/410, or is marked `is_deleted`;
+* permanent: 401/403 (token revoked or not allowed), other 4xx, no api_token;
+* transient: 429, 5xx, network trouble, after urllib3 retried a few times
+  (GET is idempotent, so reads are retried too), honouring `Retry-After` up to
+  a cap. After a transient failure the rest of the batch is not asked (the
+  token is rate limited or Pipedrive is down): those leads are retried via SQS
+  too, and one Lambda invocation never sleeps through a whole batch of 429s.
+
+`fetch` never raises for HTTP or network trouble and never logs tokens,
+emails or phone numbers.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import urllib3
+from urllib3.exceptions import HTTPError, MaxRetryError
+
 from lead_caller.enrichment import Fetched
+from lead_caller.observability import logger, redact
+from lead_caller.sources.pipedrive import numeric_id, person_record
+from lead_caller.unpod import CappedRetry
+
+DEFAULT_BASE_URL = "https://api.pipedrive.com"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_MISSING_TOKEN_MESSAGE = 'the CRM secret has no "pipedrive": {"api_token": "..."}'  # noqa: S105 - a message, not a secret
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One GET: the HTTP status (None when no answer came), the envelope's `data`, and a short message."""
+
+    status: int | None
+    data: Mapping[str, Any] | None
+    message: str
+    found_nothing: bool = False  # 200 {"success": true, "data": null}
 
 
 class PipedrivePersons:
-    """Fetches Pipedrive persons by id."""
+    """Fetches Pipedrive persons (with their organisation's name) over a pooled urllib3 connection."""
 
     kind: ClassVar[str] = "pipedrive_person"
 
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10.0,
+        max_retries: int = 2,
+        max_retry_after: float = 5.0,
+        backoff_factor: float = 0.5,
+        pool: urllib3.PoolManager | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        retry = CappedRetry(
+            total=None,
+            connect=max_retries,
+            read=max_retries,
+            redirect=0,
+            other=0,
+            status=max_retries,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET"}),
+            backoff_factor=backoff_factor,
+            backoff_max=4.0,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        retry.max_retry_after = max_retry_after
+        self.retry = retry
+        self.pool = pool or urllib3.PoolManager(num_pools=4, maxsize=4, retries=retry, timeout=self.timeout)
 
     def fetch(self, credentials: Mapping[str, Any], requests: Sequence[Mapping[str, Any]]) -> list[Fetched]:
-        """One Fetched per request."""
-        return [Fetched("permanent", None, "not implemented") for _ in requests]
+        """One Fetched per request, in order. Never raises for HTTP or network trouble."""
+        token = str(credentials.get("api_token") or "").strip()
+        if not token:
+            return [Fetched("permanent", None, _MISSING_TOKEN_MESSAGE) for _ in requests]
+        try:
+            base_url = self._base_url(credentials)
+        except ValueError as error:
+            return [Fetched("permanent", None, str(error)) for _ in requests]
+        batch = _Batch(self, base_url, token)
+        results: list[Fetched] = []
+        stopped: str | None = None
+        for spec in requests:
+            if stopped is not None:
+                results.append(Fetched("transient", None, f"not asked after an earlier failure: {stopped}"))
+                continue
+            fetched = batch.fetch(spec)
+            if fetched.outcome == "transient":
+                stopped = fetched.message
+            results.append(fetched)
+        return results
+
+    def _base_url(self, credentials: Mapping[str, Any]) -> str:
+        domain = str(credentials.get("company_domain") or "").strip().lower().removesuffix(".pipedrive.com")
+        if not domain or self.base_url != DEFAULT_BASE_URL:
+            return self.base_url
+        if not _DOMAIN.fullmatch(domain):
+            raise ValueError("company_domain must be the name in https://<name>.pipedrive.com")
+        return f"https://{domain}.pipedrive.com"
+
+    def get(self, base_url: str, token: str, path: str) -> _Answer:
+        """GET one API v2 object; the answer classified, never an exception."""
+        try:
+            response = self.pool.request(
+                "GET",
+                base_url + path,
+                headers={"x-api-token": token, "Accept": "application/json", "User-Agent": "lead-caller/1.0"},
+                timeout=self.timeout,
+                retries=self.retry,
+            )
+        except MaxRetryError as error:
+            return _Answer(None, None, f"GET {path}: no answer ({type(error.reason).__name__})")
+        except HTTPError as error:
+            return _Answer(None, None, f"GET {path}: no answer ({type(error).__name__})")
+        try:
+            payload = json.loads(response.data) if response.data else None
+        except ValueError:
+            payload = None
+        envelope = payload if isinstance(payload, dict) else {}
+        data = envelope.get("data")
+        error_text = redact(str(envelope.get("error") or ""), (token,))[:200]
+        message = f"GET {path}: HTTP {response.status}" + (f" ({error_text})" if error_text else "")
+        found_nothing = response.status == 200 and envelope.get("success") is True and data is None
+        return _Answer(response.status, data if isinstance(data, dict) else None, message, found_nothing)
+
+
+class _Batch:
+    """One fetch() call: persons and organisations asked once each, however many leads name them."""
+
+    def __init__(self, client: PipedrivePersons, base_url: str, token: str) -> None:
+        self.client = client
+        self.base_url = base_url
+        self.token = token
+        self.persons: dict[int, _Answer] = {}
+        self.organizations: dict[int, Mapping[str, Any] | None] = {}
+
+    def fetch(self, spec: Mapping[str, Any]) -> Fetched:
+        person_id = numeric_id(spec.get("person_id"))
+        if person_id is None:
+            return Fetched("permanent", None, "the enrichment request names no person_id")
+        if person_id not in self.persons:
+            self.persons[person_id] = self.client.get(self.base_url, self.token, f"/api/v2/persons/{person_id}")
+        answer = self.persons[person_id]
+        outcome = _person_outcome(answer)
+        if outcome is not None:
+            return outcome
+        assert answer.data is not None
+        org_id = numeric_id(spec.get("org_id")) or numeric_id(answer.data.get("org_id"))
+        organization = self._organization(org_id) if org_id else None
+        extra = {key: spec[key] for key in ("lead", "deal") if isinstance(spec.get(key), Mapping)}
+        event = spec.get("event") if isinstance(spec.get("event"), Mapping) else None
+        return Fetched("ok", person_record(answer.data, organization, event, extra))
+
+    def _organization(self, org_id: int) -> Mapping[str, Any] | None:
+        """The organisation, or None when it cannot be had (best effort: logged, not fatal)."""
+        if org_id not in self.organizations:
+            answer = self.client.get(self.base_url, self.token, f"/api/v2/organizations/{org_id}")
+            data = answer.data if answer.status == 200 else None
+            organization = data if data and data.get("is_deleted") is not True else None
+            if organization is None:
+                logger.warning(
+                    "Pipedrive organisation not fetched; calling without a company name",
+                    extra={"org_id": org_id, "http_status": answer.status, "error": answer.message},
+                )
+            self.organizations[org_id] = organization
+        return self.organizations[org_id]
+
+
+def _person_outcome(answer: _Answer) -> Fetched | None:
+    """The Fetched of a person answer that is not a usable record, else None."""
+    status = answer.status
+    if status is None or status in RETRY_STATUSES or status >= 500:
+        return Fetched("transient", None, answer.message)
+    if status in (404, 410) or answer.found_nothing:
+        return Fetched("gone", None, answer.message)
+    if status in (401, 403):
+        return Fetched("permanent", None, f"Pipedrive refused the API token: {answer.message}")
+    if status != 200:
+        return Fetched("permanent", None, answer.message)
+    if answer.data is None:  # 200 but not Pipedrive's envelope (a proxy page?): try again later
+        return Fetched("transient", None, f"{answer.message}: not a Pipedrive answer")
+    if answer.data.get("is_deleted") is True or answer.data.get("active_flag") is False:
+        return Fetched("gone", None, f"{answer.message}: the person is deleted")
+    return None
