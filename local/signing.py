@@ -33,6 +33,7 @@ LOCAL_WEBHOOK_SECRETS: dict[str, dict[str, Any]] = {
         "client_secret": LOCAL_HUBSPOT_CLIENT_SECRET,
         "api_key": "local-hubspot-api-key",
         "api_key_header": "x-api-key",
+        "portal_id": 62515,  # the portal of the samples: workflow and Webhooks API events of a contact share a key
     },
     "pipedrive": {"basic_username": "pd-webhook", "basic_password": "s3cr3t-P@ss:with-colon"},
 }
@@ -60,8 +61,10 @@ def hubspot_v3_headers(
     base64(HMAC-SHA256(client secret, method + URL + body + timestamp)); HubSpot signs the
     URL with some percent-escapes decoded, the same ones the verifier decodes.
     """
+    from lead_caller.sources.hubspot import hubspot_uri  # HubSpot's percent-decoding table
+
     stamp = str(int(time.time() * 1000) if timestamp_ms is None else timestamp_ms)
-    source = method.upper().encode() + url.encode() + body + stamp.encode()
+    source = method.upper().encode() + hubspot_uri(url).encode() + body + stamp.encode()
     digest = hmac.new(client_secret.encode(), source, hashlib.sha256).digest()
     return {"x-hubspot-signature-v3": base64.b64encode(digest).decode(), "x-hubspot-request-timestamp": stamp}
 

@@ -34,6 +34,8 @@ import boto3
 import urllib3
 from moto.server import ThreadedMotoServer
 
+from local.hubspot_api import HubSpotApiStandIn
+from local.pipedrive_api import PipedriveApiStandIn
 from local.resources import REGION, LocalResources, create_resources, function_environment, reset_embedded_aws
 from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET, LOCAL_WEBHOOK_SECRETS, sign_request
 from local.unpod_sandbox import UnpodSandbox
@@ -79,6 +81,10 @@ class StackOptions:
     unpod_base_url: str | None = None
     unpod_secret: Mapping[str, Any] | None = None
     webhook_secret: Mapping[str, Any] | None = None
+    #: CRM API credentials by source; given with a real base URL, the stand-in is not started
+    crm_secret: Mapping[str, Any] | None = None
+    hubspot_api_base_url: str | None = None
+    pipedrive_api_base_url: str | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
     public_url: str | None = None
     retry_delay_seconds: int = 2
@@ -157,6 +163,8 @@ class LocalStack:
         self.options = options or StackOptions()
         self.moto: ThreadedMotoServer | None = None
         self.sandbox: UnpodSandbox | None = None
+        self.hubspot_api: HubSpotApiStandIn | None = None
+        self.pipedrive_api: PipedriveApiStandIn | None = None
         self.resources: LocalResources | None = None
         self.environment: dict[str, str] = {}
         self.http: ThreadingHTTPServer | None = None
@@ -193,11 +201,16 @@ class LocalStack:
                 **dict(self.options.unpod_secret or {}),
             }
         webhook_secret = self.options.webhook_secret or LOCAL_WEBHOOK_SECRETS
+        crm_secret, crm_environment = self._start_crm_standins()
         max_receive = self.options.environment.get("MAX_RECEIVE_COUNT")
         self.resources = create_resources(
-            endpoint, unpod_secret, webhook_secret, max_receive_count=int(max_receive) if max_receive else None
+            endpoint,
+            unpod_secret,
+            webhook_secret,
+            max_receive_count=int(max_receive) if max_receive else None,
+            crm_secret=crm_secret,
         )
-        overrides = {"UNPOD_BASE_URL": base_url, **dict(self.options.environment)}
+        overrides = {"UNPOD_BASE_URL": base_url, **crm_environment, **dict(self.options.environment)}
         if self.options.public_url:
             overrides["PUBLIC_BASE_URL"] = self.options.public_url
         self.environment = function_environment(self.resources, overrides)
@@ -208,6 +221,27 @@ class LocalStack:
         self._poller.start()
         return self
 
+    def _start_crm_standins(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """Start the HubSpot and Pipedrive API stand-ins unless real base URLs are given.
+
+        Returns the CRM secret document and the environment pointing the dispatcher at them.
+        """
+        crm_secret: dict[str, Any] = {k: dict(v) for k, v in (self.options.crm_secret or {}).items()}
+        environment: dict[str, str] = {}
+        if self.options.hubspot_api_base_url:
+            environment["HUBSPOT_API_BASE_URL"] = self.options.hubspot_api_base_url
+        else:
+            self.hubspot_api = HubSpotApiStandIn().start()
+            environment["HUBSPOT_API_BASE_URL"] = self.hubspot_api.base_url
+            crm_secret.setdefault("hubspot", {"access_token": self.hubspot_api.access_token})
+        if self.options.pipedrive_api_base_url:
+            environment["PIPEDRIVE_API_BASE_URL"] = self.options.pipedrive_api_base_url
+        else:
+            self.pipedrive_api = PipedriveApiStandIn().start()
+            environment["PIPEDRIVE_API_BASE_URL"] = self.pipedrive_api.base_url
+            crm_secret.setdefault("pipedrive", {"api_token": self.pipedrive_api.api_token})
+        return crm_secret, environment
+
     def stop(self) -> None:
         """Stop everything and restore the process environment."""
         self._stop.set()
@@ -216,6 +250,9 @@ class LocalStack:
         if self.http:
             self.http.shutdown()
             self.http.server_close()
+        for standin in (self.hubspot_api, self.pipedrive_api):
+            if standin is not None:
+                standin.stop()
         if self.sandbox:
             self.sandbox.stop()
         if self.moto:
@@ -514,8 +551,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--config",
         type=Path,
-        help='JSON file: {"unpod": {api_token, space_token, org_handle, pilot}, "webhooks": {...}, "env": {...}}',
+        help='JSON file: {"unpod": {api_token, space_token, org_handle, pilot}, "webhooks": {...}, "crm": {...}, '
+        '"env": {...}}',
     )
+    parser.add_argument(
+        "--hubspot-api-base-url", help='real HubSpot API instead of the stand-in (needs "crm" in --config)'
+    )
+    parser.add_argument("--pipedrive-api-base-url", help='real Pipedrive API instead of the stand-in (needs "crm")')
     parser.add_argument("--public-url", help="public base URL used when verifying URL-bound signatures")
     parser.add_argument("--no-demo", action="store_true", help="do not send the sample events at start")
     parser.add_argument("--exit-after-demo", action="store_true", help="stop after the demo (for scripts)")
@@ -536,6 +578,9 @@ def main(argv: list[str] | None = None) -> int:
         unpod_base_url=args.unpod_base_url,
         unpod_secret=config.get("unpod"),
         webhook_secret=config.get("webhooks"),
+        crm_secret=config.get("crm"),
+        hubspot_api_base_url=args.hubspot_api_base_url,
+        pipedrive_api_base_url=args.pipedrive_api_base_url,
         environment={k: str(v) for k, v in (config.get("env") or {}).items()},
         public_url=args.public_url,
     )
@@ -549,6 +594,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  queue:        {stack.resources.queue_url}")
         if stack.sandbox is not None:
             print(f"  Unpod:        sandbox at {stack.sandbox.base_url} (admin: {stack.sandbox.admin_url})")
+        if stack.hubspot_api is not None:
+            print(f"  HubSpot API:  stand-in at {stack.hubspot_api.base_url}")
+        if stack.pipedrive_api is not None:
+            print(f"  Pipedrive API: stand-in at {stack.pipedrive_api.base_url}")
         else:
             print(f"  Unpod:        {args.unpod_base_url} (REAL calls)")
         if not config.get("webhooks"):

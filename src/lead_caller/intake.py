@@ -77,7 +77,7 @@ class Intake:
             metrics.add_metric(name="AuthenticationFailures", unit=MetricUnit.Count, value=1)
             return source.reply_error(401, "unauthorized", "the request could not be authenticated")
         try:
-            leads = source.parse(request)
+            leads = source.parse(request, credentials)
         except PayloadError as error:
             logger.info("payload refused", extra={"source": source.name, "reason": str(error)})
             return source.reply_error(error.status, "invalid_payload", str(error))

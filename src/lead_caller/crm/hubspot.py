@@ -1,21 +1,256 @@
-"""HubSpot CRM API client (placeholder: being written)."""
+"""HubSpot CRM API client: reads the contacts of thin Webhooks API events (dispatch path only).
+
+`POST /crm/v3/objects/contacts/batch/read` with up to 100 ids per request and a
+private-app or OAuth token (`Authorization: Bearer`), the `hubspot` object of the
+CRM secret: `{"access_token": "pat-...", "extra_properties": ["call_objective"]}`.
+HubSpot answers 200 when every id was found and 207 (multi-status) with
+`errors: [{"category": "OBJECT_NOT_FOUND", "context": {"ids": [...]}}]` for the
+missing ones (deleted, archived or never existed).
+
+Outcomes per requested id: found -> ok (the record flattened by
+`sources.hubspot.contact_record`, the same shape the workflow path maps);
+reported missing or absent from the results -> gone; 401/403 and other 4xx ->
+permanent; 429/5xx/network -> transient. urllib3's `Retry` retries 429/5xx and
+connection/read failures a few times inside the invocation (a read is safe to
+repeat), honouring `Retry-After` up to a cap, like the Unpod client.
+`fetch` never raises for HTTP or network trouble, and logs neither the token
+nor any property value.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from lead_caller.enrichment import Fetched
+import urllib3
+from urllib3.exceptions import HTTPError, MaxRetryError
+
+from lead_caller.enrichment import Fetched, FetchOutcome
+from lead_caller.observability import logger
+from lead_caller.sources.hubspot import contact_record
+from lead_caller.unpod import RETRY_STATUSES, CappedRetry
+
+BATCH_READ_PATH = "/crm/v3/objects/contacts/batch/read"
+MAX_IDS_PER_REQUEST = 100
+#: The standard properties the built-in mapping reads, and the merge trail used to match merged contacts.
+STANDARD_PROPERTIES: tuple[str, ...] = (
+    "firstname",
+    "lastname",
+    "email",
+    "phone",
+    "mobilephone",
+    "jobtitle",
+    "company",
+    "address",
+    "city",
+    "state",
+    "zip",
+    "country",
+    "message",
+    "hs_lead_status",
+    "lifecyclestage",
+    "hs_object_id",
+    "hs_merged_object_ids",
+)
+NOT_FOUND = "OBJECT_NOT_FOUND"
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # what an HTTP header value may carry; a pasted newline is refused
+_PROPERTY = re.compile(r"[A-Za-z0-9_]{1,100}")
 
 
 class HubSpotContacts:
-    """Fetches HubSpot contacts by id."""
+    """Fetches HubSpot contacts by id, one batch-read request per 100 ids."""
 
     kind: ClassVar[str] = "hubspot_contact"
 
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
+    def __init__(
+        self,
+        base_url: str,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 5.0,
+        max_retries: int = 2,
+        max_retry_after: float = 3.0,
+        backoff_factor: float = 0.5,
+        extra_properties: Sequence[str] = (),
+        pool: urllib3.PoolManager | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.extra_properties = tuple(extra_properties)
+        self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        retry = CappedRetry(
+            total=None,
+            connect=max_retries,
+            read=max_retries,  # a read has no side effect: a lost answer may be asked again
+            redirect=0,
+            other=0,
+            status=max_retries,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET", "POST"}),
+            backoff_factor=backoff_factor,
+            backoff_max=4.0,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        retry.max_retry_after = max_retry_after
+        self.retry = retry
+        self.pool = pool or urllib3.PoolManager(num_pools=2, maxsize=4, retries=retry, timeout=self.timeout)
 
     def fetch(self, credentials: Mapping[str, Any], requests: Sequence[Mapping[str, Any]]) -> list[Fetched]:
-        """One Fetched per request."""
-        return [Fetched("permanent", None, "not implemented") for _ in requests]
+        """One Fetched per request ({"object_id", "portal_id"?}), in order. Never raises for HTTP trouble."""
+        token = credentials.get("access_token")
+        if not isinstance(token, str) or not token.strip():
+            problem = "the CRM secret has no hubspot.access_token (a private-app or OAuth token)"
+            return [Fetched("permanent", None, problem) for _ in requests]
+        if not _TOKEN.fullmatch(token.strip()):
+            problem = "hubspot.access_token holds characters a token cannot have"
+            return [Fetched("permanent", None, problem) for _ in requests]
+        properties = self._properties(credentials)
+        ids = [_object_id(request) for request in requests]
+        unique = list(dict.fromkeys(object_id for object_id in ids if object_id is not None))
+        found: dict[str, Fetched] = {}
+        for start in range(0, len(unique), MAX_IDS_PER_REQUEST):
+            found.update(self._batch_read(token.strip(), unique[start : start + MAX_IDS_PER_REQUEST], properties))
+        results: list[Fetched] = []
+        for request, object_id in zip(requests, ids, strict=True):
+            if object_id is None:
+                results.append(Fetched("permanent", None, "the queued event names no HubSpot object id"))
+                continue
+            outcome = found[object_id]
+            if outcome.outcome == "ok" and outcome.record is not None:
+                record = contact_record(outcome.record, _text(request.get("portal_id")))
+                outcome = Fetched("ok", record)
+            results.append(outcome)
+        return results
+
+    def _properties(self, credentials: Mapping[str, Any]) -> list[str]:
+        extra = credentials.get("extra_properties")
+        names = [*STANDARD_PROPERTIES, *self.extra_properties]
+        if isinstance(extra, list):
+            names.extend(str(name) for name in extra if isinstance(name, str) and _PROPERTY.fullmatch(name))
+        return list(dict.fromkeys(names))
+
+    def _batch_read(self, token: str, ids: list[str], properties: list[str]) -> dict[str, Fetched]:
+        """Outcome per id of one batch-read request."""
+        body = {"inputs": [{"id": object_id} for object_id in ids], "properties": properties}
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "lead-caller/1.0",
+        }
+        try:
+            response = self.pool.request(
+                "POST",
+                self.base_url + BATCH_READ_PATH,
+                body=json.dumps(body).encode(),
+                headers=headers,
+                timeout=self.timeout,
+                retries=self.retry,
+            )
+        except MaxRetryError as error:
+            return _all(ids, "transient", f"HubSpot could not be reached: {type(error.reason).__name__}")
+        except HTTPError as error:
+            return _all(ids, "transient", f"HubSpot could not be reached: {type(error).__name__}")
+        payload = _json(response.data)
+        status = response.status
+        if status in (200, 207) or (status == 404 and _mentions_not_found(payload)):
+            if not isinstance(payload, dict):
+                return _all(ids, "transient", f"HTTP {status} with a body that is not a JSON object")
+            return _per_id(ids, payload)
+        message = _error_message(status, payload)
+        logger.warning("HubSpot batch read failed", extra={"http_status": status, "ids": len(ids)})
+        if status == 429 or status >= 500:
+            return _all(ids, "transient", message)
+        return _all(ids, "permanent", message)
+
+
+def _object_id(request: Mapping[str, Any]) -> str | None:
+    text = _text(request.get("object_id"))
+    return text if text is not None and text.isascii() and text.isdigit() else None
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, (bool, Mapping, list)):
+        return None
+    return str(value).strip() or None
+
+
+def _all(ids: list[str], outcome: FetchOutcome, message: str) -> dict[str, Fetched]:
+    return {object_id: Fetched(outcome, None, message) for object_id in ids}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data) if data else None
+    except ValueError:
+        return None
+
+
+def _mentions_not_found(payload: Any) -> bool:
+    """True for a 404 that is HubSpot's "not found" for the ids (not a wrong URL)."""
+    if not isinstance(payload, dict):
+        return False
+    categories = [payload.get("category"), *(_dict(error).get("category") for error in _list(payload.get("errors")))]
+    return NOT_FOUND in categories
+
+
+def _per_id(ids: list[str], payload: Mapping[str, Any]) -> dict[str, Fetched]:
+    """Match results and multi-status errors back to the requested ids."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for item in _list(payload.get("results")):
+        if not isinstance(item, dict):
+            continue
+        properties = _dict(item.get("properties"))
+        # A merged contact comes back under its new id; its hs_merged_object_ids name the old ones.
+        merged = str(properties.get("hs_merged_object_ids") or "").split(";")
+        for key in (_text(item.get("id")), _text(properties.get("hs_object_id")), *merged):
+            if key and key.strip():
+                found.setdefault(key.strip(), item)
+    missing: set[str] = set()
+    failed: dict[str, str] = {}
+    unexplained = False
+    for error in _list(payload.get("errors")):
+        if not isinstance(error, dict):
+            continue
+        named = [text for value in _list(_dict(error.get("context")).get("ids")) if (text := _text(value))]
+        category = str(error.get("category") or "")
+        if category == NOT_FOUND:
+            missing.update(named)
+        elif named:
+            message = f"{category or 'error'}: {str(error.get('message') or '')[:200]}"
+            failed.update(dict.fromkeys(named, message))
+        else:
+            unexplained = True
+    outcomes: dict[str, Fetched] = {}
+    for object_id in ids:
+        if object_id in found:
+            outcomes[object_id] = Fetched("ok", found[object_id])
+        elif object_id in failed:
+            outcomes[object_id] = Fetched("transient", None, failed[object_id])
+        elif object_id in missing or not unexplained:
+            outcomes[object_id] = Fetched("gone", None, "HubSpot reports the contact as deleted or not found")
+        else:
+            outcomes[object_id] = Fetched("transient", None, "HubSpot answered with errors that name no ids")
+    return outcomes
+
+
+def _error_message(status: int, payload: Any) -> str:
+    """A short description of an error answer (HubSpot's category/policy and message)."""
+    parts = [f"HTTP {status}"]
+    if isinstance(payload, dict):
+        label = payload.get("policyName") or payload.get("category") or payload.get("errorType")
+        if label:
+            parts.append(str(label))
+        if payload.get("message"):
+            parts.append(str(payload["message"])[:300])
+    return ": ".join(parts)

@@ -101,8 +101,9 @@ class Source:
         """Raise AuthenticationError unless the request is authentic."""
         raise NotImplementedError
 
-    def parse(self, request: WebhookRequest) -> list[ParsedLead]:
-        """Return the leads of the payload, or raise PayloadError."""
+    def parse(self, request: WebhookRequest, credentials: Mapping[str, Any] | None = None) -> list[ParsedLead]:
+        """Return the leads of the payload, or raise PayloadError. `credentials`: the source's webhook
+        credentials, for sources whose payload needs account settings (e.g. HubSpot's portal id)."""
         raise NotImplementedError
 
     def reply_accepted(self, results: Sequence[LeadResult]) -> Reply:

@@ -107,8 +107,9 @@ class GenericSource(Source):
         else:
             raise AuthenticationError("no credential is configured for this source")
 
-    def parse(self, request: WebhookRequest) -> list[ParsedLead]:
+    def parse(self, request: WebhookRequest, credentials: Mapping[str, Any] | None = None) -> list[ParsedLead]:
         """Leads of a JSON body (object, array, envelope) or of a form."""
+        del credentials  # the generic contract needs no account settings
         payload = _load_form(request.body) if request.content_type == FORM else _load_json(request.body)
         return [ParsedLead(record=unflatten(item)) for item in leads_of(payload)]
 

@@ -95,8 +95,9 @@ class PipedriveSource(Source):
             raise AuthenticationError("no Basic credentials are configured for this source")
         verify_basic(username, password, request.headers)
 
-    def parse(self, request: WebhookRequest) -> list[ParsedLead]:
+    def parse(self, request: WebhookRequest, credentials: Mapping[str, Any] | None = None) -> list[ParsedLead]:
         """The lead of one event (none for ignored events); PayloadError when malformed."""
+        del credentials  # Pipedrive events name their company themselves
         payload = _load_json(request.body)
         if not isinstance(payload, dict):
             raise PayloadError(f"the body is a JSON {type(payload).__name__}, expected a Pipedrive webhook object")
