@@ -3,6 +3,7 @@ DynamoDB item written. The handlers are the ones Lambda runs; AWS is a moto serv
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -12,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET, standard_webhook_headers
-from local.stack import LocalStack, StackOptions, demo_requests, run_demo
+from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET, sign_request, standard_webhook_headers
+from local.stack import ROOT, LocalStack, StackOptions, demo_requests, run_demo
 
 pytestmark = pytest.mark.integration
 BEARER = {"content-type": "application/json", "authorization": f"Bearer {LOCAL_BEARER_TOKEN}"}
@@ -223,3 +224,115 @@ def test_stack_logs_carry_no_personal_data_or_secrets(stack, captured_logs):
         assert secret not in logs
     assert stack.sandbox is not None
     assert stack.sandbox.api_token not in logs
+
+
+def _wait_for_status(stack: LocalStack, lead_id: str, status: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    item: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        item = stack.lead(lead_id)
+        if item and item["status"] == status:
+            return item
+        time.sleep(0.1)
+    raise AssertionError(f"{lead_id} is {item and item['status']}, not {status}")
+
+
+def test_a_hubspot_contact_creation_event_is_enriched_from_the_api_and_called(stack):
+    assert stack.hubspot_api is not None
+    stack.hubspot_api.add_contact(
+        "777001", {"firstname": "Grace", "lastname": "Hopper", "phone": "+1 212 555 0100", "jobtitle": "Rear Admiral"}
+    )
+    body = json.dumps(
+        [
+            {
+                "eventId": 1,
+                "subscriptionId": 2,
+                "portalId": 62515,
+                "appId": 3,
+                "occurredAt": int(time.time() * 1000),
+                "subscriptionType": "contact.creation",
+                "attemptNumber": 0,
+                "objectId": 777001,
+                "changeFlag": "NEW",
+            }
+        ]
+    ).encode()
+    url = f"https://{stack.api_url.split('://', 1)[1]}/webhooks/hubspot"
+    headers = sign_request("hubspot", "POST", url, {"content-type": "application/json"}, body)
+
+    status, answer = stack.post("/webhooks/hubspot", body, headers)
+
+    assert status == 200, answer
+    item = _wait_for_status(stack, "hubspot#62515:777001", "call_requested")
+    assert item["document"]["name"] == "Grace Hopper"
+    assert item["document"]["occupation"] == "Rear Admiral"
+    [task] = tasks_for_document(stack, "hubspot-62515:777001")
+    assert task["input"]["contact_number"] == "+12125550100"
+
+
+def test_a_hubspot_event_whose_contact_was_deleted_is_recorded_rejected(stack):
+    body = json.dumps(
+        [
+            {
+                "eventId": 9,
+                "portalId": 62515,
+                "occurredAt": int(time.time() * 1000),
+                "subscriptionType": "contact.creation",
+                "objectId": 404404,
+            }
+        ]
+    ).encode()
+    url = f"https://{stack.api_url.split('://', 1)[1]}/webhooks/hubspot"
+
+    status, _ = stack.post(
+        "/webhooks/hubspot", body, sign_request("hubspot", "POST", url, {"content-type": "application/json"}, body)
+    )
+
+    assert status == 200
+    item = _wait_for_status(stack, "hubspot#62515:404404", "rejected")
+    assert "no longer exists" in item["reason"]
+    assert tasks_for_document(stack, "hubspot-62515:404404") == []
+
+
+def test_a_pipedrive_lead_is_called_with_the_persons_phone_and_organisation(stack):
+    assert stack.pipedrive_api is not None
+    stack.pipedrive_api.add_organization({"id": 4242, "name": "Analytical Engines Ltd"})
+    stack.pipedrive_api.add_person(
+        {
+            "id": 4243,
+            "name": "Ada Lovelace",
+            "org_id": 4242,
+            "phones": [{"label": "work", "value": "+44 20 7946 0958", "primary": True}],
+            "emails": [],
+        }
+    )
+    event = json.loads((ROOT / "events" / "pipedrive-v2-lead.json").read_text())
+    payload = json.loads(event["body"])
+    payload["data"]["person_id"], payload["data"]["organization_id"] = 4243, 4242
+    payload["meta"]["id"] = str(uuid.uuid4())
+    body = json.dumps(payload).encode()
+    headers = sign_request("pipedrive", "POST", "", {"content-type": "application/json"}, body)
+
+    status, answer = stack.post("/webhooks/pipedrive", body, headers)
+
+    assert status == 200, answer
+    item = _wait_for_status(stack, "pipedrive#8087566-person-4243", "call_requested")
+    assert item["document"]["name"] == "Ada Lovelace"
+    assert item["document"]["company_name"] == "Analytical Engines Ltd"
+    assert item["document"]["contact_number"] == "+442079460958"
+
+
+def test_pipedrive_gets_200_even_for_a_body_it_cannot_use_but_401_for_bad_credentials(stack):
+    good = sign_request("pipedrive", "POST", "", {"content-type": "application/json"}, b"{")
+    bad = {
+        "content-type": "application/json",
+        "authorization": "Basic " + base64.b64encode(b"pd-webhook:wrong").decode(),
+    }
+
+    assert stack.post("/webhooks/pipedrive", b"{not json", good)[0] == 200
+    assert stack.post("/webhooks/pipedrive", b"{}", bad)[0] == 401
+
+
+def tasks_for_document(stack: LocalStack, document_id: str) -> list[dict[str, Any]]:
+    assert stack.sandbox is not None
+    return [task for task in stack.sandbox.created_tasks if task["input"]["document_id"] == document_id]
