@@ -26,17 +26,16 @@ import urllib3
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
-    InvalidHeader,
     MaxRetryError,
     NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
 )
-from urllib3.util.retry import Retry
+
+from lead_caller.retries import RETRY_STATUSES, retry_policy
 
 OutcomeKind = Literal["accepted", "permanent", "transient", "unknown"]
 PERMANENT_STATUSES = frozenset({206, 400, 401, 403, 404, 405, 409, 413, 415, 422})
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -80,33 +79,6 @@ class CreateTaskOutcome:
         return self.http_status == 206 and bool(self.errors)
 
 
-class CappedRetry(Retry):
-    """urllib3 Retry whose Retry-After sleep is capped (Lambda time is billed and bounded)."""
-
-    max_retry_after: float = 10.0
-
-    def get_retry_after(self, response: Any) -> float | None:
-        """Retry-After in seconds, capped at max_retry_after."""
-        value = super().get_retry_after(response)
-        return None if value is None else min(value, self.max_retry_after)
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        """Like urllib3's, but a malformed value (e.g. "0.5") waits 1 s instead of raising."""
-        try:
-            return super().parse_retry_after(retry_after)
-        except InvalidHeader:
-            try:
-                return max(0.0, float(retry_after))
-            except ValueError:
-                return 1.0
-
-    def new(self, **kw: Any) -> CappedRetry:
-        """Keep the cap across increments."""
-        retry = super().new(**kw)
-        retry.max_retry_after = self.max_retry_after
-        return retry
-
-
 class UnpodClient:
     """Calls the Unpod platform API over a pooled urllib3 connection."""
 
@@ -124,22 +96,14 @@ class UnpodClient:
         self.base_url = base_url.rstrip("/")
         self.create_task_path = create_task_path
         self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
-        retry = CappedRetry(
-            total=None,
-            connect=max_retries,
-            read=0,
-            redirect=0,
-            other=0,
-            status=max_retries,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET", "POST"}),
+        # Create Task has a side effect: never resent after a timeout (see the module docstring).
+        retry = retry_policy(
+            max_retries,
+            max_retry_after=max_retry_after,
             backoff_factor=backoff_factor,
+            resend_after_timeout=False,
             backoff_max=8.0,
-            respect_retry_after_header=True,
-            raise_on_status=False,
-            raise_on_redirect=False,
         )
-        retry.max_retry_after = max_retry_after
         self.retry = retry
         self.pool = pool or urllib3.PoolManager(num_pools=4, maxsize=4, retries=retry, timeout=self.timeout)
 

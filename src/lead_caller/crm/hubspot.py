@@ -29,8 +29,8 @@ from urllib3.exceptions import HTTPError, MaxRetryError
 
 from lead_caller.enrichment import Fetched, FetchOutcome
 from lead_caller.observability import logger
+from lead_caller.retries import retry_policy
 from lead_caller.sources.hubspot import contact_record
-from lead_caller.unpod import RETRY_STATUSES, CappedRetry
 
 BATCH_READ_PATH = "/crm/v3/objects/contacts/batch/read"
 MAX_IDS_PER_REQUEST = 100
@@ -78,22 +78,14 @@ class HubSpotContacts:
         self.base_url = base_url.rstrip("/")
         self.extra_properties = tuple(extra_properties)
         self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
-        retry = CappedRetry(
-            total=None,
-            connect=max_retries,
-            read=max_retries,  # a read has no side effect: a lost answer may be asked again
-            redirect=0,
-            other=0,
-            status=max_retries,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET", "POST"}),
+        # Reads have no side effect: a lost answer may be asked for again.
+        retry = retry_policy(
+            max_retries,
+            max_retry_after=max_retry_after,
             backoff_factor=backoff_factor,
-            backoff_max=4.0,
-            respect_retry_after_header=True,
-            raise_on_status=False,
-            raise_on_redirect=False,
+            resend_after_timeout=True,
+            methods=("GET", "POST"),
         )
-        retry.max_retry_after = max_retry_after
         self.retry = retry
         self.pool = pool or urllib3.PoolManager(num_pools=2, maxsize=4, retries=retry, timeout=self.timeout)
 

@@ -40,11 +40,11 @@ from urllib3.exceptions import HTTPError, MaxRetryError
 
 from lead_caller.enrichment import Fetched
 from lead_caller.observability import logger, redact
+from lead_caller.retries import RETRY_STATUSES, retry_policy
 from lead_caller.sources.pipedrive import numeric_id, person_record
-from lead_caller.unpod import CappedRetry
 
 DEFAULT_BASE_URL = "https://api.pipedrive.com"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
 _DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _MISSING_TOKEN_MESSAGE = 'the CRM secret has no "pipedrive": {"api_token": "..."}'  # noqa: S105 - a message, not a secret
 
@@ -76,22 +76,14 @@ class PipedrivePersons:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
-        retry = CappedRetry(
-            total=None,
-            connect=max_retries,
-            read=max_retries,
-            redirect=0,
-            other=0,
-            status=max_retries,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET"}),
+        # Reads have no side effect: a lost answer may be asked for again.
+        retry = retry_policy(
+            max_retries,
+            max_retry_after=max_retry_after,
             backoff_factor=backoff_factor,
-            backoff_max=4.0,
-            respect_retry_after_header=True,
-            raise_on_status=False,
-            raise_on_redirect=False,
+            resend_after_timeout=True,
+            methods=("GET",),
         )
-        retry.max_retry_after = max_retry_after
         self.retry = retry
         self.pool = pool or urllib3.PoolManager(num_pools=4, maxsize=4, retries=retry, timeout=self.timeout)
 

@@ -59,6 +59,22 @@ class PayloadError(Exception):
         self.status = status
 
 
+def load_json(body: bytes, expected: str) -> Any:
+    """Parse a JSON body; PayloadError naming the problem (and what was `expected`) otherwise."""
+    if not body.strip():
+        raise PayloadError(f"the body is empty; expected {expected}")
+    try:
+        text = body.decode("utf-8-sig")  # JSON on the wire is UTF-8 (RFC 8259); tolerate a BOM
+    except UnicodeDecodeError:
+        raise PayloadError("the body is not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PayloadError(f"the body is not valid JSON: {error.msg} (line {error.lineno})") from None
+    except RecursionError:
+        raise PayloadError("the body is nested too deeply") from None
+
+
 @dataclass
 class ParsedLead:
     """One lead found in a payload.

@@ -12,7 +12,6 @@ or HTTP Basic credentials.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -20,7 +19,7 @@ from urllib.parse import parse_qsl
 from lead_caller.contacts import RawContact
 from lead_caller.mapping import FieldMapping
 from lead_caller.sources.auth import verify_basic, verify_standard_webhook, verify_token
-from lead_caller.sources.base import AuthenticationError, ParsedLead, PayloadError, Source, WebhookRequest
+from lead_caller.sources.base import AuthenticationError, ParsedLead, PayloadError, Source, WebhookRequest, load_json
 
 MAX_LEADS_PER_REQUEST = 100
 FORM = "application/x-www-form-urlencoded"
@@ -123,18 +122,7 @@ def contact_from_flat(item: Mapping[str, Any]) -> RawContact:
 
 
 def _load_json(body: bytes) -> Any:
-    if not body.strip():
-        raise PayloadError("the body is empty; expected a JSON lead, an array of leads or an envelope")
-    try:
-        text = body.decode("utf-8-sig")  # JSON on the wire is UTF-8 (RFC 8259); tolerate a BOM
-    except UnicodeDecodeError:
-        raise PayloadError("the body is not UTF-8 text") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise PayloadError(f"the body is not valid JSON: {error.msg} (line {error.lineno})") from None
-    except RecursionError:
-        raise PayloadError("the body is nested too deeply") from None
+    return load_json(body, "a JSON lead, an array of leads or an envelope")
 
 
 def _load_form(body: bytes) -> dict[str, Any]:

@@ -47,7 +47,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -62,6 +61,7 @@ from lead_caller.sources.base import (
     Reply,
     Source,
     WebhookRequest,
+    load_json,
 )
 
 ENRICHMENT_KIND = "hubspot_contact"
@@ -200,16 +200,7 @@ def _is_contact_creation(event: Mapping[str, Any]) -> bool:
 
 
 def _load_json(body: bytes) -> Any:
-    if not body.strip():
-        raise PayloadError("the body is empty; expected a JSON array of events or a JSON contact object")
-    try:
-        return json.loads(body.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise PayloadError("the body is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise PayloadError(f"the body is not valid JSON: {error.msg} (line {error.lineno})") from None
-    except RecursionError:
-        raise PayloadError("the body is nested too deeply") from None
+    return load_json(body, "a JSON array of events or a JSON contact object")
 
 
 class HubSpotSource(Source):

@@ -41,7 +41,6 @@ Pipedrive retries it three times.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -55,6 +54,7 @@ from lead_caller.sources.base import (
     Reply,
     Source,
     WebhookRequest,
+    load_json,
 )
 
 ENRICHMENT_KIND = "pipedrive_person"
@@ -127,16 +127,7 @@ class PipedriveSource(Source):
 
 
 def _load_json(body: bytes) -> Any:
-    if not body.strip():
-        raise PayloadError("the body is empty; expected a Pipedrive webhook (JSON)")
-    try:
-        return json.loads(body.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise PayloadError("the body is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise PayloadError(f"the body is not valid JSON: {error.msg} (line {error.lineno})") from None
-    except RecursionError:
-        raise PayloadError("the body is nested too deeply") from None
+    return load_json(body, "a Pipedrive webhook (JSON)")
 
 
 def _parse_v2(payload: Mapping[str, Any]) -> list[ParsedLead]:
