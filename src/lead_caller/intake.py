@@ -84,13 +84,13 @@ class Intake:
         return self._accept(source, request, leads)
 
     def _message(
-        self, source: Source, request: WebhookRequest, lead: ParsedLead
+        self, source: Source, received_at: float, lead: ParsedLead
     ) -> tuple[LeadMessage | None, str | None, str | None]:
         """(message, rejection reason, record id) of one parsed lead."""
         if lead.record is None:  # a thin event: the dispatcher fetches the record
             if not lead.record_id or not lead.enrichment:
                 return None, "id: the event names no record", None
-            message = LeadMessage(source.name, lead.record_id, request.received_at, None, {}, lead.enrichment)
+            message = LeadMessage(source.name, lead.record_id, received_at, None, {}, lead.enrichment)
             return message, None, lead.record_id
         raw = self.mappings[source.name].apply(lead.record)
         if lead.record_id and not raw.record_id:
@@ -100,15 +100,27 @@ class Intake:
             return None, str(rejection), record_id
         assert record_id is not None
         routing = self.settings.routing_for(source.name).for_record(lead.record)
-        return LeadMessage(source.name, record_id, request.received_at, document, routing), None, record_id
+        return LeadMessage(source.name, record_id, received_at, document, routing), None, record_id
 
     def _accept(self, source: Source, request: WebhookRequest, leads: list[ParsedLead]) -> Reply:
+        try:
+            results = self.accept(source, leads, request.received_at, request.body)
+        except IntakeUnavailableError:
+            return source.reply_unavailable("the leads could not be stored, retry later")
+        return source.reply_accepted(results)
+
+    def accept(self, source: Source, leads: list[ParsedLead], received_at: float, raw: bytes) -> list[LeadResult]:
+        """Map, validate, queue and record the leads of one delivery (HTTP or event); one result per lead.
+
+        Raises IntakeUnavailableError when they could not be stored durably: the sender must retry.
+        `raw` (the delivery's bytes) keys rejected leads that carry no record id.
+        """
         results: list[LeadResult] = []
         to_queue: dict[str, tuple[int, LeadMessage]] = {}
         rejected: list[tuple[int, str, str, str, dict[str, Any]]] = []
-        body_digest = hashlib.sha256(request.body).hexdigest()[:16]
+        body_digest = hashlib.sha256(raw).hexdigest()[:16]
         for index, lead in enumerate(leads):
-            message, reason, record_id = self._message(source, request, lead)
+            message, reason, record_id = self._message(source, received_at, lead)
             if message is None:
                 key = record_id or f"unkeyed-{body_digest}-{index}"
                 lead_id = lead_id_of(source.name, key)
@@ -127,11 +139,11 @@ class Intake:
                 results.append(LeadResult(index, "duplicate", lead_id))
             self.queue.send([message for _, message in to_queue.values()])
             for _, lead_id, key, reason, fields in rejected:
-                self.store.record_rejected(lead_id, source.name, key, reason, request.received_at, fields)
+                self.store.record_rejected(lead_id, source.name, key, reason, received_at, fields)
         except (QueueError, ClientError, BotoCoreError) as error:
             logger.error("could not store leads durably", extra={"source": source.name, "error": type(error).__name__})
             metrics.add_metric(name="IntakeFailures", unit=MetricUnit.Count, value=1)
-            return source.reply_unavailable("the leads could not be stored, retry later")
+            raise IntakeUnavailableError(type(error).__name__) from error
 
         results.extend(LeadResult(index, "queued", lead_id) for lead_id, (index, _) in to_queue.items())
         results.sort(key=lambda result: result.index)
@@ -145,4 +157,8 @@ class Intake:
             "webhook accepted",
             extra={"source": source.name, **counts, "lead_ids": [r.lead_id for r in results][:100]},
         )
-        return source.reply_accepted(results)
+        return results
+
+
+class IntakeUnavailableError(Exception):
+    """The leads could not be stored durably; the sender must deliver again."""
