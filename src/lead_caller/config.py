@@ -104,6 +104,7 @@ class Settings:
     crm_secret_id: str = "lead-caller/crm"  # noqa: S105 - a secret name, not a secret
     hubspot_api_base_url: str = "https://api.hubapi.com"
     pipedrive_api_base_url: str = "https://api.pipedrive.com"
+    lead_created_source: str = "lead-caller"
 
     def routing_for(self, source: str) -> Routing:
         """The routing of a source, with the global defaults filled in."""
@@ -169,6 +170,7 @@ class Settings:
             crm_secret_id=text("CRM_SECRET_ID", defaults.crm_secret_id),
             hubspot_api_base_url=text("HUBSPOT_API_BASE_URL", defaults.hubspot_api_base_url).rstrip("/"),
             pipedrive_api_base_url=text("PIPEDRIVE_API_BASE_URL", defaults.pipedrive_api_base_url).rstrip("/"),
+            lead_created_source=text("LEAD_CREATED_SOURCE", defaults.lead_created_source),
         )
 
 

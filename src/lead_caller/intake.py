@@ -53,7 +53,7 @@ class Intake:
     def handle(self, request: WebhookRequest) -> Reply:
         """Turn one webhook request into queued leads and the sender's answer."""
         source = get_source(request.source)
-        if source is None:
+        if source is None or not source.http:
             return Source().reply_error(404, "unknown_source", f"no source named {request.source!r}; see the README")
         if len(request.body) > self.settings.max_body_bytes:
             return source.reply_error(

@@ -150,7 +150,7 @@ class LeadStore:
             "document": dict(document or {}),
             "received_at": iso(received_at),
             "updated_at": iso(now),
-            "dedupe_until": int(received_at + self.dedupe_window_seconds),
+            "dedupe_until": int(max(received_at, now) + self.dedupe_window_seconds),
             "expires_at": self._expires_at(now),
         }
         try:
@@ -198,7 +198,9 @@ class LeadStore:
                         ":record_id": message.record_id,
                         ":document": message.document.to_unpod() if message.document else {},
                         ":received": iso(message.received_at),
-                        ":until": int(message.received_at + self.dedupe_window_seconds),
+                        # the window runs from when the lead reached us, or from this claim if later
+                        # (a replayed old event must not open a window that is already over)
+                        ":until": int(max(message.received_at, now) + self.dedupe_window_seconds),
                         ":expires": self._expires_at(now),
                         ":sending": "sending",
                         ":zero": 0,

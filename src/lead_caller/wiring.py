@@ -14,6 +14,7 @@ from botocore.config import Config
 from lead_caller.config import Settings
 from lead_caller.crm import build_enrichers
 from lead_caller.dispatcher import Dispatcher
+from lead_caller.event_intake import EventIntake
 from lead_caller.intake import Intake
 from lead_caller.queue import LeadQueue
 from lead_caller.secrets import crm_credentials, unpod_credentials, webhook_credentials
@@ -42,6 +43,11 @@ def build_intake(settings: Settings) -> Intake:
         queue=LeadQueue(boto3.client("sqs", config=AWS_CONFIG), settings.queue_url),
         credentials=partial(webhook_credentials, settings),
     )
+
+
+def build_event_intake(settings: Settings) -> EventIntake:
+    """Everything the event function needs: the webhook intake without HTTP."""
+    return EventIntake(build_intake(settings), settings.lead_created_source)
 
 
 def build_unpod_client(settings: Settings) -> UnpodClient:

@@ -218,9 +218,12 @@ def test_a_transient_failure_then_success_on_redelivery(dispatcher, sandbox, sto
 
 def test_the_same_record_after_the_dedupe_window_is_called_again(dispatcher, sandbox, store):
     store.dedupe_window_seconds = 1
-    old = dataclasses.replace(lead("again"), received_at=time.time() - 60)
+    an_hour_ago = time.time() - 3600
+    store.clock = lambda: an_hour_ago  # the first call happened an hour ago
+    old = dataclasses.replace(lead("again"), received_at=an_hour_ago)
     dispatcher.dispatch([record(old)])
     first_run = store.get(old.lead_id)["run_id"]
+    store.clock = time.time
 
     dispatcher.dispatch([record(lead("again"))])
 
@@ -292,3 +295,14 @@ def test_webhook_duplicate_check_sees_leads_being_or_already_called(store, statu
         store.mark_call_requested(message.lead_id, "m-1", "R" + "0" * 32, ["T" + "0" * 32])
 
     assert store.recently_called([message.lead_id, "generic#unknown"]) == {message.lead_id: status}
+
+
+def test_a_replayed_old_delivery_is_still_a_duplicate(dispatcher, sandbox, store):
+    """The window runs from when we first saw the lead, not from the (old) time a replay carries."""
+    store.dedupe_window_seconds = 3600
+    stale = dataclasses.replace(lead("replayed"), received_at=time.time() - 30 * 86400)
+    dispatcher.dispatch([record(stale)])  # first seen now, though the event says 30 days ago
+
+    dispatcher.dispatch([record(lead("replayed"))])  # delivered again a moment later
+
+    assert created_documents(sandbox) == ["generic-replayed"]

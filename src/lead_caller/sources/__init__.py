@@ -5,11 +5,19 @@ from __future__ import annotations
 from lead_caller.config import ConfigError, Settings
 from lead_caller.mapping import FieldMapping
 from lead_caller.sources.base import Source
-from lead_caller.sources.generic import GenericSource
+from lead_caller.sources.generic import EventBridgeSource, GenericSource
 from lead_caller.sources.hubspot import HubSpotSource
 from lead_caller.sources.pipedrive import PipedriveSource
 
-SOURCES: dict[str, Source] = {source.name: source for source in (GenericSource(), HubSpotSource(), PipedriveSource())}
+SOURCES: dict[str, Source] = {
+    source.name: source
+    for source in (
+        GenericSource(),
+        HubSpotSource(),
+        PipedriveSource(),
+        EventBridgeSource(),
+    )
+}
 
 
 def get_source(name: str) -> Source | None:

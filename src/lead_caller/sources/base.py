@@ -112,6 +112,8 @@ class Source:
     content_types: ClassVar[tuple[str, ...]] = ("application/json",)
     #: the built-in field mapping (see mapping.py); FIELD_MAPPINGS overrides it per field.
     default_mapping: ClassVar[Mapping[str, Any]] = {}
+    #: False for sources that are not webhooks (EventBridge): POST /webhooks/<name> answers 404.
+    http: ClassVar[bool] = True
 
     def authenticate(self, request: WebhookRequest, credentials: Mapping[str, Any]) -> None:
         """Raise AuthenticationError unless the request is authentic."""

@@ -113,6 +113,18 @@ class GenericSource(Source):
         return [ParsedLead(record=unflatten(item)) for item in leads_of(payload)]
 
 
+class EventBridgeSource(GenericSource):
+    """`Lead Created` events on the stack's EventBridge bus: the generic contract, IAM-authenticated."""
+
+    name = "eventbridge"
+    http = False
+
+    def authenticate(self, request: WebhookRequest, credentials: Mapping[str, Any]) -> None:
+        """Never reached over HTTP; EventBridge events are authorised by IAM."""
+        del request, credentials
+        raise AuthenticationError("the eventbridge source takes no HTTP requests")
+
+
 _DEFAULT = FieldMapping.compile(GENERIC_MAPPING, where="generic")
 
 
