@@ -170,6 +170,7 @@ class LocalStack:
         self.http: ThreadingHTTPServer | None = None
         self._webhook: ModuleType | None = None
         self._dispatch: ModuleType | None = None
+        self._events: ModuleType | None = None
         self._lock = threading.Lock()  # one "container" per function: invocations are serial
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -279,7 +280,7 @@ class LocalStack:
         from aws_lambda_powertools.utilities import parameters
 
         parameters.clear_caches()  # type: ignore[no-untyped-call]
-        for name in ("webhook", "dispatch"):
+        for name in ("webhook", "dispatch", "events"):
             module_name = f"lead_caller.handlers.{name}"
             module = sys.modules.get(module_name)
             loaded = importlib.reload(module) if module else importlib.import_module(module_name)
@@ -323,6 +324,22 @@ class LocalStack:
         assert self._dispatch is not None
         with self._lock:
             result: dict[str, Any] = self._dispatch.handler(event, LambdaContextStub("DispatchFunction"))
+        return result
+
+    def put_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Deliver an EventBridge event to the event function, as a rule target would.
+
+        Returns the function's result, or {"error": ...} when it raised (in AWS: retried,
+        then kept in the events dead-letter queue).
+        """
+        assert self._events is not None
+        with self._lock:
+            try:
+                result: dict[str, Any] = self._events.handler(
+                    event, LambdaContextStub("EventFunction", timeout_seconds=30)
+                )
+            except Exception as error:  # the async invocation failed
+                return {"error": type(error).__name__, "message": str(error)}
         return result
 
     def _start_http(self) -> None:
@@ -527,6 +544,10 @@ def run_demo(stack: LocalStack, say: Callable[[str], None] = print) -> None:
         status, payload = stack.post(path, body, headers)
         say(f"\n=== {name}: POST {path} -> HTTP {status}")
         say(json.dumps(payload, indent=2))
+    for sample_file in sorted(EVENTS.glob("eventbridge-*.json")):
+        sample = json.loads(sample_file.read_text())
+        say(f"\n=== {sample_file.stem}: EventBridge {sample.get('source')} / {sample.get('detail-type')}")
+        say(json.dumps(stack.put_event(sample), indent=2))
     stack.wait_idle(timeout=30)
     if stack.sandbox is not None:
         say(f"\n=== the Unpod sandbox received {len(stack.sandbox.requests)} Create Task request(s)")
