@@ -338,3 +338,24 @@ def test_pipedrive_gets_200_even_for_a_body_it_cannot_use_but_401_for_bad_creden
 def tasks_for_document(stack: LocalStack, document_id: str) -> list[dict[str, Any]]:
     assert stack.sandbox is not None
     return [task for task in stack.sandbox.created_tasks if task["input"]["document_id"] == document_id]
+
+
+def test_a_lead_created_event_on_the_bus_is_called(stack):
+    sample = json.loads((ROOT / "events" / "eventbridge-lead-created.json").read_text())
+    sample["detail"]["id"] = f"eb-{uuid.uuid4().hex[:8]}"
+    sample["detail"]["phone"] = "+1 512 555 0188"
+
+    result = stack.put_event(sample)
+
+    assert [r["status"] for r in result["results"]] == ["queued"]
+    item = _wait_for_status(stack, f"eventbridge#{sample['detail']['id']}", "call_requested")
+    assert item["document"]["contact_number"] == "+15125550188"
+
+
+def test_a_malformed_event_fails_the_invocation_for_the_dead_letter_queue(stack):
+    sample = json.loads((ROOT / "events" / "eventbridge-lead-created.json").read_text())
+    sample["detail"] = "{not json"
+
+    result = stack.put_event(sample)
+
+    assert result["error"] == "EventRejectedError"
