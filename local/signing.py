@@ -36,6 +36,7 @@ LOCAL_WEBHOOK_SECRETS: dict[str, dict[str, Any]] = {
         "portal_id": 62515,  # the portal of the samples: workflow and Webhooks API events of a contact share a key
     },
     "pipedrive": {"basic_username": "pd-webhook", "basic_password": "s3cr3t-P@ss:with-colon"},
+    "salesforce": {"organization_ids": ["00D5f000005KcCnEAK"]},  # the org of events/salesforce-*.json
 }
 
 

@@ -18,6 +18,7 @@ from lead_caller.event_intake import EventIntake
 from lead_caller.intake import Intake
 from lead_caller.queue import LeadQueue
 from lead_caller.secrets import crm_credentials, unpod_credentials, webhook_credentials
+from lead_caller.sources.salesforce_events import leads_from_event
 from lead_caller.store import LeadStore
 from lead_caller.unpod import UnpodClient
 
@@ -47,7 +48,7 @@ def build_intake(settings: Settings) -> Intake:
 
 def build_event_intake(settings: Settings) -> EventIntake:
     """Everything the event function needs: the webhook intake without HTTP."""
-    return EventIntake(build_intake(settings), settings.lead_created_source)
+    return EventIntake(build_intake(settings), settings.lead_created_source, salesforce_parser=leads_from_event)
 
 
 def build_unpod_client(settings: Settings) -> UnpodClient:

@@ -8,6 +8,7 @@ from lead_caller.sources.base import Source
 from lead_caller.sources.generic import EventBridgeSource, GenericSource
 from lead_caller.sources.hubspot import HubSpotSource
 from lead_caller.sources.pipedrive import PipedriveSource
+from lead_caller.sources.salesforce import SalesforceSource
 
 SOURCES: dict[str, Source] = {
     source.name: source
@@ -16,6 +17,7 @@ SOURCES: dict[str, Source] = {
         HubSpotSource(),
         PipedriveSource(),
         EventBridgeSource(),
+        SalesforceSource(),
     )
 }
 
