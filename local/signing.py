@@ -37,6 +37,11 @@ LOCAL_WEBHOOK_SECRETS: dict[str, dict[str, Any]] = {
     },
     "pipedrive": {"basic_username": "pd-webhook", "basic_password": "s3cr3t-P@ss:with-colon"},
     "salesforce": {"organization_ids": ["00D5f000005KcCnEAK"]},  # the org of events/salesforce-*.json
+    "zoho": {  # the values events/zoho-*.json carry
+        "token": "zwh_3c1f8e2a9d4b7c6e5f0a1b2c3d4e5f6a",
+        "notification_token": "zc-7f9a1e2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d",
+        "channel_id": "1000000068001",
+    },
 }
 
 
@@ -122,6 +127,10 @@ def sign_request(
             signed.update(hubspot_v3_headers(secret, method, url, body, int(now * 1000)))
         if credentials.get("api_key") and credentials.get("api_key_header", "x-api-key").lower() in lower:
             signed[credentials.get("api_key_header", "x-api-key").lower()] = str(credentials["api_key"])
+    elif source == "zoho":
+        header = str(credentials.get("token_header", "x-zoho-token")).lower()
+        if header in lower and credentials.get("token"):
+            signed[header] = str(credentials["token"])
     elif source == "pipedrive" or "basic" in lower.get("authorization", "").lower()[:6]:
         signed.update(
             basic_authorization(str(credentials.get("basic_username", "")), str(credentials.get("basic_password", "")))

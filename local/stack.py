@@ -39,6 +39,7 @@ from local.pipedrive_api import PipedriveApiStandIn
 from local.resources import REGION, LocalResources, create_resources, function_environment, reset_embedded_aws
 from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET, LOCAL_WEBHOOK_SECRETS, sign_request
 from local.unpod_sandbox import UnpodSandbox
+from local.zoho_api import ZohoApiStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -85,6 +86,7 @@ class StackOptions:
     crm_secret: Mapping[str, Any] | None = None
     hubspot_api_base_url: str | None = None
     pipedrive_api_base_url: str | None = None
+    zoho_accounts_base_url: str | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
     public_url: str | None = None
     retry_delay_seconds: int = 2
@@ -165,12 +167,14 @@ class LocalStack:
         self.sandbox: UnpodSandbox | None = None
         self.hubspot_api: HubSpotApiStandIn | None = None
         self.pipedrive_api: PipedriveApiStandIn | None = None
+        self.zoho_api: ZohoApiStandIn | None = None
         self.resources: LocalResources | None = None
         self.environment: dict[str, str] = {}
         self.http: ThreadingHTTPServer | None = None
         self._webhook: ModuleType | None = None
         self._dispatch: ModuleType | None = None
         self._events: ModuleType | None = None
+        self._zoho_watch: ModuleType | None = None
         self._lock = threading.Lock()  # one "container" per function: invocations are serial
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -218,12 +222,15 @@ class LocalStack:
         self._apply_environment()
         self._load_handlers()
         self._start_http()
+        # Zoho calls back the notify_url the watch function registers: this stack's API.
+        self.environment["ZOHO_NOTIFY_URL"] = (self.options.public_url or self.api_url).rstrip("/") + "/webhooks/zoho"
+        self._apply_environment()
         self._poller = threading.Thread(target=self._poll, name="dispatch-poller", daemon=True)
         self._poller.start()
         return self
 
     def _start_crm_standins(self) -> tuple[dict[str, Any], dict[str, str]]:
-        """Start the HubSpot and Pipedrive API stand-ins unless real base URLs are given.
+        """Start the HubSpot, Pipedrive and Zoho API stand-ins unless real base URLs are given.
 
         Returns the CRM secret document and the environment pointing the dispatcher at them.
         """
@@ -241,6 +248,20 @@ class LocalStack:
             self.pipedrive_api = PipedriveApiStandIn().start()
             environment["PIPEDRIVE_API_BASE_URL"] = self.pipedrive_api.base_url
             crm_secret.setdefault("pipedrive", {"api_token": self.pipedrive_api.api_token})
+        if self.options.zoho_accounts_base_url:
+            environment["ZOHO_ACCOUNTS_BASE_URL"] = self.options.zoho_accounts_base_url
+        else:
+            self.zoho_api = ZohoApiStandIn().start()
+            environment["ZOHO_ACCOUNTS_BASE_URL"] = self.zoho_api.base_url
+            crm_secret.setdefault(
+                "zoho",
+                {
+                    "client_id": self.zoho_api.client_id,
+                    "client_secret": self.zoho_api.client_secret,
+                    "refresh_token": self.zoho_api.refresh_token,
+                    "dc": "com",
+                },
+            )
         return crm_secret, environment
 
     def stop(self) -> None:
@@ -251,7 +272,7 @@ class LocalStack:
         if self.http:
             self.http.shutdown()
             self.http.server_close()
-        for standin in (self.hubspot_api, self.pipedrive_api):
+        for standin in (self.hubspot_api, self.pipedrive_api, self.zoho_api):
             if standin is not None:
                 standin.stop()
         if self.sandbox:
@@ -280,7 +301,7 @@ class LocalStack:
         from aws_lambda_powertools.utilities import parameters
 
         parameters.clear_caches()  # type: ignore[no-untyped-call]
-        for name in ("webhook", "dispatch", "events"):
+        for name in ("webhook", "dispatch", "events", "zoho_watch"):
             module_name = f"lead_caller.handlers.{name}"
             module = sys.modules.get(module_name)
             loaded = importlib.reload(module) if module else importlib.import_module(module_name)
@@ -339,6 +360,16 @@ class LocalStack:
                     event, LambdaContextStub("EventFunction", timeout_seconds=30)
                 )
             except Exception as error:  # the async invocation failed
+                return {"error": type(error).__name__, "message": str(error)}
+        return result
+
+    def renew_zoho_watch(self) -> dict[str, Any]:
+        """Run the scheduled Zoho watch function once (in AWS: daily)."""
+        assert self._zoho_watch is not None
+        with self._lock:
+            try:
+                result: dict[str, Any] = self._zoho_watch.handler({}, LambdaContextStub("ZohoWatchFunction"))
+            except Exception as error:  # the scheduled invocation failed
                 return {"error": type(error).__name__, "message": str(error)}
         return result
 
@@ -544,6 +575,8 @@ def run_demo(stack: LocalStack, say: Callable[[str], None] = print) -> None:
         status, payload = stack.post(path, body, headers)
         say(f"\n=== {name}: POST {path} -> HTTP {status}")
         say(json.dumps(payload, indent=2))
+    say("\n=== Zoho watch renewal (the scheduled ZohoWatchFunction)")
+    say(json.dumps(stack.renew_zoho_watch(), indent=2))
     for sample_file in sorted(EVENTS.glob("eventbridge-*.json")):
         sample = json.loads(sample_file.read_text())
         say(f"\n=== {sample_file.stem}: EventBridge {sample.get('source')} / {sample.get('detail-type')}")
@@ -579,6 +612,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--hubspot-api-base-url", help='real HubSpot API instead of the stand-in (needs "crm" in --config)'
     )
     parser.add_argument("--pipedrive-api-base-url", help='real Pipedrive API instead of the stand-in (needs "crm")')
+    parser.add_argument(
+        "--zoho-accounts-base-url", help='real Zoho accounts server instead of the stand-in (needs "crm")'
+    )
     parser.add_argument("--public-url", help="public base URL used when verifying URL-bound signatures")
     parser.add_argument("--no-demo", action="store_true", help="do not send the sample events at start")
     parser.add_argument("--exit-after-demo", action="store_true", help="stop after the demo (for scripts)")
@@ -602,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
         crm_secret=config.get("crm"),
         hubspot_api_base_url=args.hubspot_api_base_url,
         pipedrive_api_base_url=args.pipedrive_api_base_url,
+        zoho_accounts_base_url=args.zoho_accounts_base_url,
         environment={k: str(v) for k, v in (config.get("env") or {}).items()},
         public_url=args.public_url,
     )
@@ -619,6 +656,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  HubSpot API:  stand-in at {stack.hubspot_api.base_url}")
         if stack.pipedrive_api is not None:
             print(f"  Pipedrive API: stand-in at {stack.pipedrive_api.base_url}")
+        if stack.zoho_api is not None:
+            print(f"  Zoho API:     stand-in at {stack.zoho_api.base_url}")
         else:
             print(f"  Unpod:        {args.unpod_base_url} (REAL calls)")
         if not config.get("webhooks"):

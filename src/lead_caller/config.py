@@ -105,6 +105,9 @@ class Settings:
     hubspot_api_base_url: str = "https://api.hubapi.com"
     pipedrive_api_base_url: str = "https://api.pipedrive.com"
     lead_created_source: str = "lead-caller"
+    #: Zoho accounts/API base URLs; None = the data centre's (from the CRM secret's "dc")
+    zoho_accounts_base_url: str | None = None
+    zoho_api_base_url: str | None = None
 
     def routing_for(self, source: str) -> Routing:
         """The routing of a source, with the global defaults filled in."""
@@ -171,6 +174,8 @@ class Settings:
             hubspot_api_base_url=text("HUBSPOT_API_BASE_URL", defaults.hubspot_api_base_url).rstrip("/"),
             pipedrive_api_base_url=text("PIPEDRIVE_API_BASE_URL", defaults.pipedrive_api_base_url).rstrip("/"),
             lead_created_source=text("LEAD_CREATED_SOURCE", defaults.lead_created_source),
+            zoho_accounts_base_url=env.get("ZOHO_ACCOUNTS_BASE_URL", "").strip().rstrip("/") or None,
+            zoho_api_base_url=env.get("ZOHO_API_BASE_URL", "").strip().rstrip("/") or None,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from lead_caller.config import Settings
 from lead_caller.crm.hubspot import HubSpotContacts
 from lead_caller.crm.pipedrive import PipedrivePersons
+from lead_caller.crm.zoho import ZohoRecords
 from lead_caller.enrichment import Enricher
 
 
@@ -13,4 +14,5 @@ def build_enrichers(settings: Settings) -> dict[str, Enricher]:
     return {
         HubSpotContacts.kind: HubSpotContacts(settings.hubspot_api_base_url),
         PipedrivePersons.kind: PipedrivePersons(settings.pipedrive_api_base_url),
+        ZohoRecords.kind: ZohoRecords(settings.zoho_accounts_base_url, settings.zoho_api_base_url),
     }

@@ -9,6 +9,7 @@ from lead_caller.sources.generic import EventBridgeSource, GenericSource
 from lead_caller.sources.hubspot import HubSpotSource
 from lead_caller.sources.pipedrive import PipedriveSource
 from lead_caller.sources.salesforce import SalesforceSource
+from lead_caller.sources.zoho import ZohoSource
 
 SOURCES: dict[str, Source] = {
     source.name: source
@@ -18,6 +19,7 @@ SOURCES: dict[str, Source] = {
         PipedriveSource(),
         EventBridgeSource(),
         SalesforceSource(),
+        ZohoSource(),
     )
 }
 
