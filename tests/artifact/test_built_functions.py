@@ -156,6 +156,38 @@ def dispatch(stack: Stack, runtime_python: str) -> Iterator[RieFunction]:
         yield function
 
 
+@pytest.fixture(scope="module")
+def event_function(stack: Stack, runtime_python: str) -> Iterator[RieFunction]:
+    """The built EventFunction under the emulator."""
+    build = BUILD / "EventFunction"
+    if not build.is_dir():
+        pytest.skip("no EventFunction in .aws-sam/build")
+    with run_built_function(
+        build,
+        "lead_caller.handlers.events.handler",
+        stack.env,
+        runtime_python,
+        function_name="EventFunction",
+        timeout=30,
+    ) as function:
+        yield function
+
+
+def test_the_built_event_function_queues_a_lead_created_event(stack: Stack, event_function: RieFunction) -> None:
+    """A "Lead Created" EventBridge event, through the built EventFunction, lands on the leads queue."""
+    sample = json.loads((ROOT / "events" / "eventbridge-lead-created.json").read_text())
+    sample["detail"]["id"] = "artifact-event-1"
+
+    result = event_function.invoke(sample)
+
+    assert result["source"] == "eventbridge", (result, event_function.output)
+    assert [r["status"] for r in result["results"]] == ["queued"]
+    received = stack.sqs().receive_message(QueueUrl=stack.resources.queue_url, MaxNumberOfMessages=10)
+    bodies = [json.loads(message["Body"]) for message in received.get("Messages", [])]
+    assert any(body["record_id"] == "artifact-event-1" for body in bodies)
+    print(f"\nEventFunction init duration: {event_function.init_duration_ms()} ms")
+
+
 def http_api_event(body: str, headers: dict[str, str], source: str = "generic") -> dict[str, Any]:
     """An API Gateway HTTP API (payload format 2.0) event for POST /webhooks/{source}."""
     now = time.time()
