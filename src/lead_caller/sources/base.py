@@ -124,6 +124,19 @@ class Source:
         credentials, for sources whose payload needs account settings (e.g. HubSpot's portal id)."""
         raise NotImplementedError
 
+    @staticmethod
+    def results_body(results: Sequence[LeadResult], when_empty: str | None = None) -> dict[str, Any]:
+        """The per-lead answer body: counts and one result per lead (`message` when there were none)."""
+        queued = sum(1 for result in results if result.status in ("queued", "duplicate"))
+        body: dict[str, Any] = {
+            "accepted": queued,
+            "rejected": len(results) - queued,
+            "results": [result.to_json() for result in results],
+        }
+        if not results and when_empty:
+            body["message"] = when_empty
+        return body
+
     def reply_accepted(self, results: Sequence[LeadResult]) -> Reply:
         """Answer a request whose leads were all queued, recognised as duplicates or rejected."""
         queued = sum(1 for result in results if result.status in ("queued", "duplicate"))

@@ -109,15 +109,7 @@ class PipedriveSource(Source):
 
     def reply_accepted(self, results: Sequence[LeadResult]) -> Reply:
         """200 whatever happened to the lead (a non-2xx would feed Pipedrive's ban counter)."""
-        queued = sum(1 for result in results if result.status in ("queued", "duplicate"))
-        body: dict[str, Any] = {
-            "accepted": queued,
-            "rejected": len(results) - queued,
-            "results": [result.to_json() for result in results],
-        }
-        if not results:
-            body["message"] = "nothing to call in this event: ignored"
-        return Reply.json(200, body)
+        return Reply.json(200, self.results_body(results, "nothing to call in this event: ignored"))
 
     def reply_error(self, status: int, error: str, message: str) -> Reply:
         """401 stays 401; other refusals are 200 with the error named (and the status we would have used)."""

@@ -337,15 +337,7 @@ class ZohoSource(Source):
 
     def reply_accepted(self, results: Sequence[LeadResult]) -> Reply:
         """200 with the per-lead results, whatever they are (an ignored callback too)."""
-        queued = sum(1 for result in results if result.status in ("queued", "duplicate"))
-        body: dict[str, Any] = {
-            "accepted": queued,
-            "rejected": len(results) - queued,
-            "results": [result.to_json() for result in results],
-        }
-        if not results:
-            body["message"] = "nothing to call in this delivery: ignored"
-        return Reply.json(200, body)
+        return Reply.json(200, self.results_body(results, "nothing to call in this delivery: ignored"))
 
 
 def _affected_values(raw: Any) -> dict[str, Mapping[str, Any]]:
