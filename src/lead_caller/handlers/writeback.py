@@ -69,7 +69,8 @@ def record_handler(record: SQSRecord) -> None:
     if not isinstance(event, dict):
         logger.warning("Write-back message is not an object; dropped", extra={"message_id": record.message_id})
         return
-    receive_count = int(record.attributes.approximate_receive_count or 1)
+    raw_count = (record.raw_event.get("attributes") or {}).get("ApproximateReceiveCount")  # always sent by SQS
+    receive_count = int(str(raw_count)) if str(raw_count or "").isdigit() else 1
     result = writeback.handle(event, last_attempt=receive_count >= settings.writeback_max_receive_count)
     if result.retry:
         _delay(record, receive_count)
