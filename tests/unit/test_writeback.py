@@ -508,3 +508,61 @@ def test_no_phone_email_or_token_in_logs(harness: Harness, standins: dict[str, A
         "Interested in fleet pricing",
     ):
         assert secret not in text
+
+
+def test_write_backs_are_visible_in_the_standins_admin_apis(harness: Harness, standins: dict[str, Any]) -> None:
+    import urllib3
+
+    for source in ("hubspot", "pipedrive", "salesforce", "zoho"):
+        harness.add_lead(source)
+        assert harness.writeback.handle(harness.event(source)).channels == {"writeback": "done"}
+    views = {
+        "hubspot": "/notes",
+        "pipedrive": "/notes",
+        "salesforce": "/tasks",
+        "zoho": "/notes",
+    }
+    for source, sub in views.items():
+        answer = urllib3.request("GET", standins[source].admin_url + sub, retries=False)
+        assert answer.status == 200
+        assert answer.json()["count"] == 1, source
+
+
+def test_salesforce_configuration_is_checked_before_any_request(standins: dict[str, Any]) -> None:
+    writer = SalesforceWriteback(fast_http())
+    note = CallNote.from_detail(EVENT["detail"])
+    record = CrmRecord("salesforce#x", "salesforce", SF_LEAD)
+    good = crm_secret(standins)["salesforce"]
+    for bad in (
+        {**good, "my_domain_url": "http://acme.my.salesforce.com"},  # plain HTTP to a real host
+        {**good, "my_domain_url": "https://evil.example.com"},
+        {**good, "my_domain_url": "https://acme.my.salesforce.com/path"},
+        {key: value for key, value in good.items() if key != "client_secret"},
+    ):
+        result = writer.write(bad, {}, record, note, look_first=False)
+        assert result.outcome == "permanent", bad
+    not_a_who = CrmRecord("salesforce#x", "salesforce", "0015f00000AbCdEAAZ")  # an Account id
+    assert writer.write(good, {}, not_a_who, note, look_first=False).outcome == "permanent"
+    assert standins["salesforce"].requests == []
+
+
+def test_zoho_refused_grant_is_permanent_and_outage_transient(harness: Harness, standins: dict[str, Any]) -> None:
+    lead_id = harness.add_lead("zoho")
+    harness.secret["zoho"]["refresh_token"] = "1000.revoked"
+    assert harness.writeback.handle(harness.event("zoho")).channels == {"writeback": "failed"}
+    assert "refresh token" in harness.lead(lead_id)["writeback"]
+    harness.secret["zoho"]["refresh_token"] = standins["zoho"].refresh_token
+    harness.add_lead("zoho")
+    for _ in range(3):
+        standins["zoho"].enqueue_fault("status", status=500, match="/Notes")
+    result = harness.writeback.handle(harness.event("zoho", task_id="T-outage"))
+    assert result.channels == {"writeback": "retry"}
+    assert standins["zoho"].notes == []
+
+
+def test_events_without_task_or_lead_are_dropped_not_retried(harness: Harness) -> None:
+    assert harness.writeback.handle({"detail": {"lead_id": "hubspot#1"}}).channels == {"event": "invalid"}
+    assert harness.writeback.handle({"detail": {"task_id": "T1"}}).channels == {"event": "invalid"}
+    unknown = harness.writeback.handle(harness.event("hubspot"))  # no such lead item
+    assert unknown.channels == {"writeback": "missing"}
+    assert not unknown.retry
