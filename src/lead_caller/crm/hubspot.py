@@ -320,7 +320,9 @@ class HubSpotWriteback:
             answer = self.http.send("PATCH", url, headers, json_body=body, label="update contact")
             if not answer.ok:
                 logger.warning("HubSpot contact property not set", extra={"http_status": answer.status})
-                return _write_failure(answer, f"HubSpot property {prop}")
+                failure = _write_failure(answer, f"HubSpot property {prop}")
+                written = f"note {ref} written; " if ref else ""
+                return WriteResult(failure.outcome, written + failure.message, ref)
         return WriteResult("done", "", ref)
 
     def _find_note(self, headers: Mapping[str, str], contact_id: str, note: CallNote) -> str | WriteResult | None:
