@@ -5,7 +5,11 @@ Serves, with ``Authorization: Bearer <token>`` checked (401 otherwise):
 * ``POST /crm/v3/objects/contacts/batch/read``: 200 when every id is found, 207
   (multi-status) with an ``OBJECT_NOT_FOUND`` error listing the missing ids;
   a merged contact is also found by the ids in its ``hs_merged_object_ids``;
-* ``GET /crm/v3/objects/contacts/{id}?properties=a,b``: 200, or 404 when missing.
+* ``GET /crm/v3/objects/contacts/{id}?properties=a,b``: 200, or 404 when missing;
+* write-back: ``PATCH /crm/v3/objects/contacts/{id}`` (properties), ``POST
+  /crm/v3/objects/notes`` (with associations to contacts, 201; 400 when the
+  contact does not exist) and ``POST /crm/v3/objects/notes/search`` (filter
+  ``associations.contact EQ <id>``); the notes are listed at ``GET /__standin__/notes``.
 
 Requested properties without a value come back as ``null``, like HubSpot.
 Tests queue faults ("status" with headers/body, "delay", "drop") for the next
@@ -32,6 +36,7 @@ __all__ = ["ADMIN_PREFIX", "DEFAULT_CONTACTS", "STANDIN_TOKEN", "HubSpotApiStand
 
 ADMIN_PREFIX = "/__standin__"
 CONTACTS_PATH = "/crm/v3/objects/contacts"
+NOTES_PATH = "/crm/v3/objects/notes"
 STANDIN_TOKEN = "pat-na1-00000000-0000-4000-8000-000000000000"  # noqa: S105 - a fake private-app token
 PORTAL_ID = 62515
 MAX_BATCH = 100
@@ -144,6 +149,7 @@ class HubSpotApiStandIn(StandInServer[StandInFault]):
     json_type = _JSON_TYPE
     bad_length = (400, "invalid Content-Length")
     internal_error = "stand-in internal error"
+    methods = frozenset({"GET", "POST", "PATCH", "DELETE"})
 
     def __init__(
         self,
@@ -158,6 +164,7 @@ class HubSpotApiStandIn(StandInServer[StandInFault]):
         self.access_token = access_token
         self.with_defaults = with_defaults
         self._contacts: dict[str, JSONDict] = {}
+        self._notes: dict[str, JSONDict] = {}
         self.reset()
 
     # ── test API ───────────────────────────────────────────────────────
@@ -186,11 +193,18 @@ class HubSpotApiStandIn(StandInServer[StandInFault]):
         with self._lock:
             return copy.deepcopy(self._contacts)
 
+    @property
+    def notes(self) -> dict[str, JSONDict]:
+        """Notes written (copies): note id -> {"properties", "contact_ids"}."""
+        with self._lock:
+            return copy.deepcopy(self._notes)
+
     def reset(self) -> None:
-        """Forget requests and faults; contacts back to the defaults (or none)."""
+        """Forget requests, faults and notes; contacts back to the defaults (or none)."""
         super().reset()
         with self._lock:
             self._contacts.clear()
+            self._notes.clear()
         if self.with_defaults:
             for object_id, properties in DEFAULT_CONTACTS.items():
                 self.add_contact(object_id, properties)
@@ -242,7 +256,8 @@ class HubSpotApiStandIn(StandInServer[StandInFault]):
     ) -> Reply:
         batch = path.rstrip("/") == CONTACTS_PATH + "/batch/read"
         single = path.startswith(CONTACTS_PATH + "/") and not batch and path.count("/") == 5
-        if not batch and not single:
+        notes = path.rstrip("/") in (NOTES_PATH, NOTES_PATH + "/search")
+        if not batch and not single and not notes:
             return _json(404, _error_body(f"Unable to route {method} {path}", "OBJECT_NOT_FOUND"))
         if not authorized:
             message = (
@@ -250,6 +265,10 @@ class HubSpotApiStandIn(StandInServer[StandInFault]):
                 "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
             )
             return _json(401, _error_body(message, "INVALID_AUTHENTICATION"))
+        if notes and method == "POST":
+            return self._search_notes(parsed) if path.rstrip("/").endswith("/search") else self._create_note(parsed)
+        if single and method == "PATCH":
+            return self._update_contact(path.rsplit("/", 1)[1], parsed)
         if batch and method == "POST":
             return self._batch_read(parsed, body)
         if single and method == "GET":
@@ -312,6 +331,61 @@ class HubSpotApiStandIn(StandInServer[StandInFault]):
         }
         return _json(207, {**payload, "numErrors": 1, "errors": [error]})
 
+    def _create_note(self, parsed: Any) -> Reply:
+        properties = parsed.get("properties") if isinstance(parsed, dict) else None
+        if not isinstance(properties, dict) or not properties.get("hs_timestamp"):
+            return _json(
+                400, _error_body("Property values were not valid: hs_timestamp is required", "VALIDATION_ERROR")
+            )
+        contact_ids: list[str] = []
+        for association in parsed.get("associations") or []:
+            target = str(((association or {}).get("to") or {}).get("id") or "")
+            types = [t.get("associationTypeId") for t in (association or {}).get("types") or [] if isinstance(t, dict)]
+            if 202 not in types:
+                return _json(400, _error_body("unsupported association type", "VALIDATION_ERROR"))
+            contact_ids.append(target)
+        with self._lock:
+            missing = [cid for cid in contact_ids if cid not in self._contacts]
+            if missing:
+                message = f"One or more associations are invalid: contact {missing[0]} does not exist"
+                return _json(400, _error_body(message, "VALIDATION_ERROR"))
+            note_id = str(90_000_000_000 + len(self._notes) + 1)
+            stored = {str(k): None if v is None else str(v) for k, v in properties.items()}
+            stored.update(hs_object_id=note_id, hs_createdate=_now_iso())
+            self._notes[note_id] = {"properties": stored, "contact_ids": contact_ids}
+        return _json(
+            201, {"id": note_id, "properties": stored, "createdAt": stored["hs_createdate"], "archived": False}
+        )
+
+    def _search_notes(self, parsed: Any) -> Reply:
+        groups = parsed.get("filterGroups") if isinstance(parsed, dict) else None
+        wanted: str | None = None
+        for group in groups or []:
+            for item in (group or {}).get("filters") or []:
+                if item.get("propertyName") == "associations.contact" and item.get("operator") == "EQ":
+                    wanted = str(item.get("value"))
+        names = [str(name) for name in (parsed or {}).get("properties") or []]
+        with self._lock:
+            found = [
+                {"id": note_id, "properties": {n: note["properties"].get(n) for n in names or ["hs_note_body"]}}
+                for note_id, note in self._notes.items()
+                if wanted is None or wanted in note["contact_ids"]
+            ]
+        return _json(200, {"total": len(found), "results": found})
+
+    def _update_contact(self, object_id: str, parsed: Any) -> Reply:
+        properties = parsed.get("properties") if isinstance(parsed, dict) else None
+        if not isinstance(properties, dict):
+            return _json(400, _error_body("properties must be an object", "VALIDATION_ERROR"))
+        with self._lock:
+            stored = self._contacts.get(object_id)
+            if stored is None:
+                return _json(404, _error_body("resource not found", "OBJECT_NOT_FOUND"))
+            stored.update({str(k): None if v is None else str(v) for k, v in properties.items()})
+            stored["lastmodifieddate"] = _now_iso()
+            view = _contact_view(object_id, stored, list(properties))
+        return _json(200, view)
+
     def _admin(self, method: str, sub: str, body: bytes) -> Reply:
         """The ``/__standin__/`` admin API (trailing slashes ignored)."""
         return super()._admin(method, sub.rstrip("/"), body)
@@ -324,6 +398,8 @@ class HubSpotApiStandIn(StandInServer[StandInFault]):
         """``GET|POST contacts`` and ``DELETE contacts/{id}``."""
         if (method, sub) == ("GET", "/contacts"):
             return self._admin_list(self.contacts)
+        if (method, sub) == ("GET", "/notes"):
+            return self._admin_list(self.notes)
         if method == "DELETE" and sub.startswith("/contacts/"):
             object_id = sub.removeprefix("/contacts/")
             if self.delete_contact(object_id):

@@ -15,6 +15,12 @@ API or the HTTP admin API under ``/__standin__/``:
     GET  /__standin__/config          base URL and token
     POST /__standin__/reset           back to the sample persons and organisations
 
+Write-back: ``POST /api/v1/notes`` and ``POST /api/v1/activities`` (attached to a
+known person, and/or a lead/deal; 400 without one, 404 for an unknown person),
+``GET /api/v1/notes?person_id=|lead_id=|deal_id=`` and ``GET
+/api/v1/persons/{id}/activities``; shown at ``GET /__standin__/notes`` and
+``GET /__standin__/activities``.
+
 The sample data follows the reference samples 9.8: person 8 (Maria Gonzalez,
 organisation 1 Acme Logistics) and person 11 (organisation 2 Lead Org).
 
@@ -22,6 +28,7 @@ Run standalone with ``python -m local.pipedrive_api --port 8766``.
 """
 
 import copy
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -195,6 +202,8 @@ class PipedriveApiStandIn(StandInServer[Fault]):
         self.api_token = api_token
         self._persons = sample_persons()
         self._organizations = sample_organizations()
+        self._notes: list[JSONDict] = []
+        self._activities: list[JSONDict] = []
 
     # ── test API (enqueue_fault, pending_faults, requests: see StandInServer) ──
 
@@ -228,10 +237,24 @@ class PipedriveApiStandIn(StandInServer[Fault]):
         with self._lock:
             return copy.deepcopy(self._organizations)
 
+    @property
+    def notes(self) -> list[JSONDict]:
+        """Notes written through the API (copies)."""
+        with self._lock:
+            return copy.deepcopy(self._notes)
+
+    @property
+    def activities(self) -> list[JSONDict]:
+        """Activities written through the API (copies)."""
+        with self._lock:
+            return copy.deepcopy(self._activities)
+
     def reset(self) -> None:
-        """Forget requests and faults; back to the sample persons and organisations."""
+        """Forget requests, faults, notes and activities; back to the sample persons and organisations."""
         super().reset()
         with self._lock:
+            self._notes = []
+            self._activities = []
             self._persons = sample_persons()
             self._organizations = sample_organizations()
 
@@ -251,7 +274,7 @@ class PipedriveApiStandIn(StandInServer[Fault]):
         """Answer one API request (with the first fault matching its path) and record it, tokens left out."""
         path, query = request.path, request.params
         fault = self._take_fault(path)
-        reply = self._apply_fault(fault, lambda: self._api(request.method, path, request.headers, query))
+        reply = self._apply_fault(fault, lambda: self._route(request, query))
         token = request.headers.get("x-api-token") or (query.get("api_token") or [""])[0]
         self._record(
             {
@@ -263,6 +286,52 @@ class PipedriveApiStandIn(StandInServer[Fault]):
             }
         )
         return reply
+
+    def _route(self, request: Request, query: Mapping[str, list[str]]) -> Reply:
+        """The write-back endpoints (API v1), else the v2 reads."""
+        path = request.path.rstrip("/")
+        v1 = path in ("/api/v1/notes", "/api/v1/activities") or re.fullmatch(r"/api/v1/persons/\d+/activities", path)
+        if not v1:
+            return self._api(request.method, request.path, request.headers, query)
+        token = request.headers.get("x-api-token") or (query.get("api_token") or [""])[0]
+        if token != self.api_token:
+            return _error(401, "unauthorized access")
+        if request.method == "GET" and path == "/api/v1/notes":
+            return self._list(self._notes, query)
+        if request.method == "GET" and path.endswith("/activities"):
+            return self._list(self._activities, {"person_id": [path.split("/")[4]]})
+        if request.method != "POST" or (path.endswith("/activities") and path != "/api/v1/activities"):
+            return _error(405, f'Method "{request.method}" not allowed.')
+        try:
+            data = json.loads(request.body or b"{}")
+        except ValueError:
+            return _error(400, "Invalid JSON")
+        return self._add(self._notes if path == "/api/v1/notes" else self._activities, data, path)
+
+    def _list(self, table: list[JSONDict], query: Mapping[str, list[str]]) -> Reply:
+        wanted = {key: values[0] for key, values in query.items() if key in ("person_id", "lead_id", "deal_id")}
+        with self._lock:
+            found = [
+                copy.deepcopy(item)
+                for item in table
+                if all(str(item.get(key)) == value for key, value in wanted.items())
+            ]
+        return Reply.json(200, {"success": True, "data": found or None}, _RATE_HEADERS)
+
+    def _add(self, table: list[JSONDict], data: Any, path: str) -> Reply:
+        if not isinstance(data, dict):
+            return _error(400, "Invalid JSON")
+        if path == "/api/v1/notes" and not str(data.get("content") or "").strip():
+            return _error(400, "Note content is required.")
+        if not any(data.get(key) for key in ("person_id", "lead_id", "deal_id", "org_id")):
+            return _error(400, "Either deal_id, person_id, org_id or lead_id is required.")
+        with self._lock:
+            person_id = data.get("person_id")
+            if person_id is not None and int(person_id) not in self._persons:
+                return _error(404, "Person not found")
+            item = {**data, "id": len(table) + 1, "add_time": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")}
+            table.append(item)
+        return Reply.json(201, {"success": True, "data": copy.deepcopy(item)}, _RATE_HEADERS)
 
     def _api(self, method: str, path: str, headers: Mapping[str, str], query: Mapping[str, list[str]]) -> Reply:
         token = headers.get("x-api-token") or (query.get("api_token") or [""])[0]
@@ -302,6 +371,10 @@ class PipedriveApiStandIn(StandInServer[Fault]):
         route = (method, sub.rstrip("/"))
         if route == ("GET", "/persons"):
             return self._json(200, {"data": list(self.persons.values())})
+        if route == ("GET", "/notes"):
+            return self._admin_list(self.notes)
+        if route == ("GET", "/activities"):
+            return self._admin_list(self.activities)
         if route == ("GET", "/organizations"):
             return self._json(200, {"data": list(self.organizations.values())})
         if method == "DELETE" and (found := re.fullmatch(r"/(persons|organizations)/(\d+)", route[1])):

@@ -34,11 +34,14 @@ import boto3
 import urllib3
 from moto.server import ThreadedMotoServer
 
+from local.catch_hook import CatchHookStandIn
 from local.hubspot_api import HubSpotApiStandIn
 from local.pipedrive_api import PipedriveApiStandIn
 from local.resources import REGION, LocalResources, create_resources, function_environment, reset_embedded_aws
+from local.salesforce_api import SalesforceApiStandIn
 from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET, LOCAL_WEBHOOK_SECRETS, sign_request
 from local.unpod_sandbox import UnpodSandbox
+from local.writeback_local import LOCAL_WRITEBACK, WritebackRoute, print_writebacks
 from local.zoho_api import ZohoApiStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,6 +171,11 @@ class LocalStack:
         self.hubspot_api: HubSpotApiStandIn | None = None
         self.pipedrive_api: PipedriveApiStandIn | None = None
         self.zoho_api: ZohoApiStandIn | None = None
+        self.salesforce_api: SalesforceApiStandIn | None = None
+        self.catch_hook: CatchHookStandIn | None = None
+        self.writeback_route: WritebackRoute | None = None
+        self._writeback: ModuleType | None = None
+        self._writeback_lock = threading.Lock()
         self.resources: LocalResources | None = None
         self.environment: dict[str, str] = {}
         self.http: ThreadingHTTPServer | None = None
@@ -227,6 +235,12 @@ class LocalStack:
         self._apply_environment()
         self._poller = threading.Thread(target=self._poll, name="dispatch-poller", daemon=True)
         self._poller.start()
+        self.writeback_route = WritebackRoute(
+            self.client,
+            self.invoke_writeback,
+            retry_delay_seconds=self.options.retry_delay_seconds,
+            poll_wait_seconds=self.options.poll_wait_seconds,
+        ).start()
         return self
 
     def _start_crm_standins(self) -> tuple[dict[str, Any], dict[str, str]]:
@@ -262,17 +276,34 @@ class LocalStack:
                     "dc": "com",
                 },
             )
+        # Write-back (docs/writeback.md): a Salesforce stand-in and a catch hook for the outbound webhook.
+        self.salesforce_api = SalesforceApiStandIn().start()
+        crm_secret.setdefault(
+            "salesforce",
+            {
+                "client_id": self.salesforce_api.client_id,
+                "client_secret": self.salesforce_api.client_secret,
+                "my_domain_url": self.salesforce_api.base_url,
+            },
+        )
+        self.catch_hook = CatchHookStandIn().start()
+        crm_secret.setdefault(
+            "outbound_webhook", {"url": self.catch_hook.hook_url, "signing_secret": self.catch_hook.signing_secret}
+        )
+        environment["WRITEBACK"] = json.dumps(LOCAL_WRITEBACK)
         return crm_secret, environment
 
     def stop(self) -> None:
         """Stop everything and restore the process environment."""
         self._stop.set()
+        if self.writeback_route is not None:
+            self.writeback_route.stop()
         if self._poller:
             self._poller.join(timeout=self.options.poll_wait_seconds + 5)
         if self.http:
             self.http.shutdown()
             self.http.server_close()
-        for standin in (self.hubspot_api, self.pipedrive_api, self.zoho_api):
+        for standin in (self.hubspot_api, self.pipedrive_api, self.zoho_api, self.salesforce_api, self.catch_hook):
             if standin is not None:
                 standin.stop()
         if self.sandbox:
@@ -301,7 +332,7 @@ class LocalStack:
         from aws_lambda_powertools.utilities import parameters
 
         parameters.clear_caches()  # type: ignore[no-untyped-call]
-        for name in ("webhook", "dispatch", "events", "zoho_watch"):
+        for name in ("webhook", "dispatch", "events", "zoho_watch", "writeback"):
             module_name = f"lead_caller.handlers.{name}"
             module = sys.modules.get(module_name)
             loaded = importlib.reload(module) if module else importlib.import_module(module_name)
@@ -362,6 +393,18 @@ class LocalStack:
             except Exception as error:  # the async invocation failed
                 return {"error": type(error).__name__, "message": str(error)}
         return result
+
+    def invoke_writeback(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Run the write-back handler on an SQS event (its own "container": it never waits for dispatch)."""
+        assert self._writeback is not None
+        with self._writeback_lock:
+            result: dict[str, Any] = self._writeback.handler(event, LambdaContextStub("WritebackFunction"))
+        return result
+
+    def call_completed(self, detail: Mapping[str, Any]) -> dict[str, Any]:
+        """Put a `Call Completed` event on the bus: the rule queues it for the write-back function."""
+        assert self.writeback_route is not None
+        return self.writeback_route.put(detail)
 
     def renew_zoho_watch(self) -> dict[str, Any]:
         """Run the scheduled Zoho watch function once (in AWS: daily)."""
@@ -593,6 +636,9 @@ def run_demo(stack: LocalStack, say: Callable[[str], None] = print) -> None:
     for raw in scanned:
         lead = stack.lead(raw["pk"]["S"])
         say(json.dumps(lead, indent=2, default=str))
+    if stack.writeback_route is not None:  # Call Completed events -> notes in the CRM stand-ins, catch hook
+        stack.writeback_route.wait_idle(timeout=30)
+        print_writebacks(stack, say)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -12,6 +12,10 @@ One server plays both hosts (its URL is the accounts server and the
   with ``Authorization: Zoho-oauthtoken <token>`` (401 ``INVALID_TOKEN`` for an
   unknown, expired or revoked token): ``{"data": [...]}`` with the requested
   fields (and ``id``), 204 when none of the ids exists;
+* write-back: ``POST /crm/{v}/{module}/{id}/Notes`` (``{"data": [{"Note_Title",
+  "Note_Content"}]}``; 201, or 400 ``INVALID_DATA`` when the record is not in
+  that module) and ``GET /crm/{v}/{module}/{id}/Notes`` (204 when none); shown at
+  ``GET /__standin__/notes``;
 * ``GET|POST|PATCH|PUT|DELETE /crm/{v}/actions/watch``: the Notification API's
   watches, stored per channel and module. ``channel_expiry`` more than a week
   ahead (or none) falls back to one hour, as Zoho documents; expired watches
@@ -210,6 +214,7 @@ class ZohoApiStandIn(StandInServer[ZohoFault]):
         self._records: dict[str, dict[str, JSONDict]] = {module: {} for module in MODULES}
         self._tokens: dict[str, float] = {}  # access token -> monotonic expiry
         self._watches: dict[tuple[str, str], JSONDict] = {}
+        self._notes: list[JSONDict] = []
         self.reset()
 
     # ── test API ───────────────────────────────────────────────────────
@@ -254,10 +259,17 @@ class ZohoApiStandIn(StandInServer[ZohoFault]):
         with self._lock:
             self._tokens.clear()
 
+    @property
+    def notes(self) -> list[JSONDict]:
+        """Notes written through the API (copies), with ``Parent_Id`` {module, id}."""
+        with self._lock:
+            return copy.deepcopy(self._notes)
+
     def reset(self) -> None:
-        """Forget requests, faults, tokens and watches; records back to the samples (or none)."""
+        """Forget requests, faults, tokens, watches and notes; records back to the samples (or none)."""
         super().reset()
         with self._lock:
+            self._notes = []
             self._tokens.clear()
             self._watches.clear()
             self._records = {module: {} for module in MODULES}
@@ -439,6 +451,8 @@ class ZohoApiStandIn(StandInServer[ZohoFault]):
         if parts == ["actions", "watch"]:
             return self._watch(method, version, query, parsed, body)
         module = parts[0]
+        if module in MODULES and len(parts) == 3 and parts[2] == "Notes":
+            return self._record_notes(method, module, parts[1], parsed)
         if module not in MODULES or len(parts) > 2:
             return self._json(400, _error("INVALID_MODULE", "the module name given seems to be invalid"))
         if method != "GET":
@@ -455,6 +469,37 @@ class ZohoApiStandIn(StandInServer[ZohoFault]):
             with self._lock:
                 ids = list(self._records[module])
         return self._read(module, ids, fields)
+
+    def _record_notes(self, method: str, module: str, record_id: str, parsed: Any) -> Reply:
+        with self._lock:
+            exists = record_id in self._records[module]
+            notes = [copy.deepcopy(n) for n in self._notes if n["Parent_Id"] == {"module": module, "id": record_id}]
+        if not exists:
+            error = _error("INVALID_DATA", "the related id given seems to be invalid", api_name="Parent_Id")
+            return self._json(400, {"data": [{**error, "status": "error"}]})
+        if method == "GET":
+            return self._json(200, {"data": notes, "info": {"count": len(notes)}}) if notes else Reply(204)
+        if method != "POST":
+            return self._json(405, _error("INVALID_REQUEST_METHOD", "The http request method type is not a valid one"))
+        items = parsed.get("data") if isinstance(parsed, dict) else None
+        if not isinstance(items, list) or not items or not all(isinstance(item, dict) for item in items):
+            return self._json(400, _error("INVALID_DATA", "invalid data", expected_data_type="jsonarray"))
+        answers = []
+        with self._lock:
+            for item in items:
+                note_id = str(5725767000004000000 + len(self._notes) + 1)
+                self._notes.append(
+                    {
+                        "id": note_id,
+                        "Note_Title": item.get("Note_Title"),
+                        "Note_Content": item.get("Note_Content"),
+                        "Parent_Id": {"module": module, "id": record_id},
+                        "Created_Time": _iso(self.clock()),
+                    }
+                )
+                details = {"id": note_id, "Created_Time": _iso(self.clock())}
+                answers.append({"code": "SUCCESS", "details": details, "message": "record added", "status": "success"})
+        return self._json(201, {"data": answers})
 
     def _read(self, module: str, ids: Iterable[str], fields: Sequence[str]) -> Reply:
         with self._lock:
@@ -608,6 +653,8 @@ class ZohoApiStandIn(StandInServer[ZohoFault]):
         route = (method, sub.rstrip("/"))
         if route == ("GET", "/records"):
             return self._admin_list(self.records)
+        if route == ("GET", "/notes"):
+            return self._admin_list(self.notes)
         if route == ("GET", "/watches"):
             return self._admin_list([{k: v for k, v in w.items() if k != "token"} for w in self._public_watches()])
         if route == ("POST", "/expire-tokens"):

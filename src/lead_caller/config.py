@@ -108,6 +108,12 @@ class Settings:
     #: Zoho accounts/API base URLs; None = the data centre's (from the CRM secret's "dc")
     zoho_accounts_base_url: str | None = None
     zoho_api_base_url: str | None = None
+    #: write-back per source (WRITEBACK; docs/writeback.md): a source listed (and not "enabled": false) opts in
+    writeback: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: receives of a write-back message after which a transient failure is recorded as failed (the queue's DLQ count)
+    writeback_max_receive_count: int = 8
+    #: how long one write-back attempt holds its per-task lease (longer than the function's timeout)
+    writeback_lease_seconds: int = 300
 
     def routing_for(self, source: str) -> Routing:
         """The routing of a source, with the global defaults filled in."""
@@ -176,6 +182,11 @@ class Settings:
             lead_created_source=text("LEAD_CREATED_SOURCE", defaults.lead_created_source),
             zoho_accounts_base_url=env.get("ZOHO_ACCOUNTS_BASE_URL", "").strip().rstrip("/") or None,
             zoho_api_base_url=env.get("ZOHO_API_BASE_URL", "").strip().rstrip("/") or None,
+            writeback=_writeback(env),
+            writeback_max_receive_count=number(
+                "WRITEBACK_MAX_RECEIVE_COUNT", defaults.writeback_max_receive_count, int, 1
+            ),
+            writeback_lease_seconds=number("WRITEBACK_LEASE_SECONDS", defaults.writeback_lease_seconds, int, 1),
         )
 
 
@@ -291,3 +302,43 @@ def _field_mappings(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     for source, fields in parse_mappings(inline, "FIELD_MAPPINGS").items():
         merged.setdefault(source, {}).update(fields)
     return merged
+
+
+#: write-back options per source (docs/writeback.md); "enabled" is accepted by all
+WRITEBACK_OPTIONS: dict[str, frozenset[str]] = {
+    "hubspot": frozenset({"enabled", "note", "outcome_property"}),
+    "pipedrive": frozenset({"enabled", "as", "activity_type"}),
+    "salesforce": frozenset({"enabled", "api_version", "task_status"}),
+    "zoho": frozenset({"enabled", "module"}),
+}
+
+
+def _writeback(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Parse WRITEBACK: {"hubspot": {...}, "pipedrive": {...}, "salesforce": {...}, "zoho": {...}}."""
+    raw = _json_object(env, "WRITEBACK", {})
+    parsed: dict[str, dict[str, Any]] = {}
+    for source, options in raw.items():
+        where = f"WRITEBACK.{source}"
+        if source not in WRITEBACK_OPTIONS:
+            raise ConfigError(f"{where}: write-back exists for {', '.join(WRITEBACK_OPTIONS)} only")
+        if options is True:
+            options = {}
+        if not isinstance(options, dict):
+            raise ConfigError(f"{where} must be an object (or true)")
+        unknown = set(options) - WRITEBACK_OPTIONS[source]
+        if unknown:
+            raise ConfigError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
+        for key in ("enabled", "note"):
+            if key in options and not isinstance(options[key], bool):
+                raise ConfigError(f"{where}.{key} must be true or false")
+        for key in set(options) - {"enabled", "note"}:
+            if not isinstance(options[key], str) or not options[key].strip():
+                raise ConfigError(f"{where}.{key} must be a non-empty string")
+        if options.get("as", "note") not in ("note", "activity"):
+            raise ConfigError(f'{where}.as must be "note" or "activity"')
+        prop = options.get("outcome_property")
+        if prop is not None and not all(ch.isalnum() or ch == "_" for ch in prop):
+            raise ConfigError(f"{where}.outcome_property must be a property's internal name (letters, digits, _)")
+        if options.get("enabled", True):
+            parsed[source] = dict(options)
+    return parsed

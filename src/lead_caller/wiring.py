@@ -13,14 +13,17 @@ from botocore.config import Config
 
 from lead_caller.config import Settings
 from lead_caller.crm import build_enrichers
+from lead_caller.crm.callnote import CrmWriter
 from lead_caller.dispatcher import Dispatcher
 from lead_caller.event_intake import EventIntake
 from lead_caller.intake import Intake
+from lead_caller.outbound import OutboundWebhook
 from lead_caller.queue import LeadQueue
 from lead_caller.secrets import crm_credentials, unpod_credentials, webhook_credentials
 from lead_caller.sources.salesforce_events import leads_from_event
 from lead_caller.store import LeadStore
 from lead_caller.unpod import UnpodClient
+from lead_caller.writeback import Writeback, WritebackState
 
 # Fail fast inside the sender's timeout rather than hang on a slow AWS endpoint.
 AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
@@ -73,3 +76,22 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
         enrichers=build_enrichers(settings),
         crm_credentials=partial(crm_credentials, settings),
     )
+
+
+def build_writeback(settings: Settings) -> Writeback:
+    """Everything the write-back function needs: lead state, one writer per CRM, the outbound webhook."""
+    from lead_caller.crm.hubspot import HubSpotWriteback
+    from lead_caller.crm.pipedrive import PipedriveWriteback
+    from lead_caller.crm.salesforce import SalesforceWriteback
+    from lead_caller.crm.zoho import ZohoRecords, ZohoWriteback
+
+    writers: dict[str, CrmWriter] = {
+        "hubspot": HubSpotWriteback(settings.hubspot_api_base_url),
+        "pipedrive": PipedriveWriteback(settings.pipedrive_api_base_url),
+        "salesforce": SalesforceWriteback(),
+        "zoho": ZohoWriteback(ZohoRecords(settings.zoho_accounts_base_url, settings.zoho_api_base_url)),
+    }
+    state = WritebackState(
+        boto3.client("dynamodb", config=AWS_CONFIG), settings.table_name, lease_seconds=settings.writeback_lease_seconds
+    )
+    return Writeback(settings, state, writers, OutboundWebhook(), partial(crm_credentials, settings))

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import urllib3
 from urllib3.exceptions import HTTPError, MaxRetryError
 
+from lead_caller.crm.callnote import Answer, CallNote, CrmRecord, JsonHttp, WriteResult
 from lead_caller.enrichment import Fetched, FetchOutcome
-from lead_caller.observability import logger
+from lead_caller.observability import logger, redact
 from lead_caller.retries import retry_policy
 from lead_caller.sources.hubspot import contact_record
 
@@ -246,3 +248,118 @@ def _error_message(status: int, payload: Any) -> str:
         if payload.get("message"):
             parts.append(str(payload["message"])[:300])
     return ": ".join(parts)
+
+
+# ── write-back (writeback.py): a note on the contact, optionally a contact property ──────────
+
+NOTES_PATH = "/crm/v3/objects/notes"
+CONTACTS_PATH = "/crm/v3/objects/contacts"
+#: HubSpot-defined association type "note to contact"
+NOTE_TO_CONTACT = 202
+
+
+class HubSpotWriteback:
+    """Writes a call note on a HubSpot contact (CRM v3 notes + association), and optionally
+    sets a contact property (`options["outcome_property"]`) to the call's outcome.
+
+    Options (WRITEBACK.hubspot): `note` (default true), `outcome_property` (a contact
+    property's internal name; the property must exist, e.g. a single-line text).
+    Credentials: the CRM secret's `hubspot.access_token` (scopes
+    `crm.objects.contacts.read` and `crm.objects.contacts.write`).
+    """
+
+    def __init__(self, base_url: str, http: JsonHttp | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = http or JsonHttp()
+
+    def write(
+        self,
+        credentials: Mapping[str, Any],
+        options: Mapping[str, Any],
+        record: CrmRecord,
+        note: CallNote,
+        *,
+        look_first: bool,
+    ) -> WriteResult:
+        """Note (and property) on the contact; with `look_first`, reuse a note carrying the task's marker."""
+        token = str(credentials.get("access_token") or "").strip()
+        if not token or not _TOKEN.fullmatch(token):
+            return WriteResult("permanent", "the CRM secret has no usable hubspot.access_token")
+        contact_id = _contact_id(record)
+        if contact_id is None:
+            return WriteResult("permanent", "the lead names no HubSpot contact id")
+        headers = {"Authorization": f"Bearer {token}"}
+        ref = ""
+        if options.get("note", True) is not False:
+            found = self._find_note(headers, contact_id, note) if look_first else None
+            if isinstance(found, WriteResult):
+                return found
+            if found:
+                ref = found
+            else:
+                body = {
+                    "properties": {"hs_timestamp": note.ended_at or _now_ms(), "hs_note_body": note.html()},
+                    "associations": [
+                        {
+                            "to": {"id": contact_id},
+                            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_CONTACT}],
+                        }
+                    ],
+                }
+                answer = self.http.send(
+                    "POST", self.base_url + NOTES_PATH, headers, json_body=body, label="create note"
+                )
+                if not answer.ok:
+                    logger.warning("HubSpot note not created", extra={"http_status": answer.status})
+                    return _write_failure(answer, "HubSpot note")
+                ref = str(_dict(answer.payload).get("id") or "")
+        prop = str(options.get("outcome_property") or "").strip()
+        if prop:
+            url = f"{self.base_url}{CONTACTS_PATH}/{contact_id}"
+            body = {"properties": {prop: note.label}}
+            answer = self.http.send("PATCH", url, headers, json_body=body, label="update contact")
+            if not answer.ok:
+                logger.warning("HubSpot contact property not set", extra={"http_status": answer.status})
+                failure = _write_failure(answer, f"HubSpot property {prop}")
+                written = f"note {ref} written; " if ref else ""
+                return WriteResult(failure.outcome, written + failure.message, ref)
+        return WriteResult("done", "", ref)
+
+    def _find_note(self, headers: Mapping[str, str], contact_id: str, note: CallNote) -> str | WriteResult | None:
+        """The id of the contact's note carrying the marker (search is eventually consistent: a few seconds)."""
+        body = {
+            "filterGroups": [
+                {"filters": [{"propertyName": "associations.contact", "operator": "EQ", "value": contact_id}]}
+            ],
+            "properties": ["hs_note_body"],
+            "sorts": [{"propertyName": "hs_timestamp", "direction": "DESCENDING"}],
+            "limit": 100,
+        }
+        answer = self.http.send(
+            "POST", self.base_url + NOTES_PATH + "/search", headers, json_body=body, label="search notes"
+        )
+        if not answer.ok:
+            return _write_failure(answer, "HubSpot note search")
+        for item in _list(_dict(answer.payload).get("results")):
+            text = str(_dict(_dict(item).get("properties")).get("hs_note_body") or "")
+            if note.marker in text:
+                return str(_dict(item).get("id") or "") or "found"
+        return None
+
+
+def _contact_id(record: CrmRecord) -> str | None:
+    """The contact id: `crm_object.id` of a contact, else the object part of "portal:object"."""
+    candidate = record.object_id if record.object_type in ("", "contact", "contacts") and record.object_id else ""
+    candidate = candidate or record.record_id.rsplit(":", 1)[-1]
+    return candidate if candidate.isascii() and candidate.isdigit() else None
+
+
+def _write_failure(answer: Answer, what: str) -> WriteResult:
+    """transient for 429/5xx/no answer, else permanent; HubSpot's category and message quoted (redacted)."""
+    detail = _error_message(answer.status or 0, answer.payload) if answer.status else answer.message
+    result = answer.result(what)
+    return WriteResult(result.outcome, f"{what}: {redact(detail)[:300]}")
+
+
+def _now_ms() -> str:
+    return str(int(time.time() * 1000))

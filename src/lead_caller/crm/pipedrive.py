@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 import urllib3
 from urllib3.exceptions import HTTPError, MaxRetryError
 
+from lead_caller.crm.callnote import Answer, CallNote, CrmRecord, JsonHttp, WriteResult
 from lead_caller.enrichment import Fetched
 from lead_caller.observability import logger, redact
 from lead_caller.retries import RETRY_STATUSES, retry_policy
@@ -201,3 +202,134 @@ def _person_outcome(answer: _Answer) -> Fetched | None:
     if answer.data.get("is_deleted") is True or answer.data.get("active_flag") is False:
         return Fetched("gone", None, f"{answer.message}: the person is deleted")
     return None
+
+
+# ── write-back (writeback.py): a note or a done call activity on the person / lead / deal ──────
+
+_RECORD_KEY = re.compile(r"(?:(?P<company>\d+)-)?(?P<entity>person|lead|deal)-(?P<id>[A-Za-z0-9-]+)")
+
+
+def api_base_url(base_url: str, credentials: Mapping[str, Any]) -> str:
+    """Where API calls go: `company_domain` only while the base URL is the default (as for reads)."""
+    domain = str(credentials.get("company_domain") or "").strip().lower().removesuffix(".pipedrive.com")
+    if not domain or base_url.rstrip("/") != DEFAULT_BASE_URL:
+        return base_url.rstrip("/")
+    if not _DOMAIN.fullmatch(domain):
+        raise ValueError("company_domain must be the name in https://<name>.pipedrive.com")
+    return f"https://{domain}.pipedrive.com"
+
+
+def writeback_targets(record: CrmRecord) -> dict[str, Any]:
+    """person_id / lead_id / deal_id the note goes on: the record id's person, plus `crm_object`'s lead or deal."""
+    targets: dict[str, Any] = {}
+    match = _RECORD_KEY.fullmatch(record.record_id)
+    if match is not None:
+        entity, entity_id = match["entity"], match["id"]
+        if entity == "person" and entity_id.isdigit():
+            targets["person_id"] = int(entity_id)
+        elif entity == "deal" and entity_id.isdigit():
+            targets["deal_id"] = int(entity_id)
+        elif entity == "lead":
+            targets["lead_id"] = entity_id
+    kind, object_id = record.object_type.lower(), record.object_id
+    if kind == "deal" and object_id.isdigit():
+        targets["deal_id"] = int(object_id)
+    elif kind == "lead" and object_id:
+        targets["lead_id"] = object_id
+    elif kind == "person" and object_id.isdigit():
+        targets["person_id"] = int(object_id)
+    return targets
+
+
+class PipedriveWriteback:
+    """Writes a call note (`POST /api/v1/notes`) or, with `{"as": "activity"}`, a done call
+    activity with its duration (`POST /api/v1/activities`) on the person, and the lead or
+    deal the webhook was about when the lead item's `crm_object` names it.
+
+    Credentials: the CRM secret's `pipedrive.api_token` (header `x-api-token`).
+    """
+
+    def __init__(self, base_url: str = DEFAULT_BASE_URL, http: JsonHttp | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = http or JsonHttp()
+
+    def write(
+        self,
+        credentials: Mapping[str, Any],
+        options: Mapping[str, Any],
+        record: CrmRecord,
+        note: CallNote,
+        *,
+        look_first: bool,
+    ) -> WriteResult:
+        """Note or activity; with `look_first`, reuse one carrying the task's marker."""
+        token = str(credentials.get("api_token") or "").strip()
+        if not token:
+            return WriteResult("permanent", _MISSING_TOKEN_MESSAGE)
+        try:
+            base_url = api_base_url(self.base_url, credentials)
+        except ValueError as error:
+            return WriteResult("permanent", str(error))
+        targets = writeback_targets(record)
+        if not targets:
+            return WriteResult("permanent", "the lead names no Pipedrive person, lead or deal")
+        headers = {"x-api-token": token}
+        activity = str(options.get("as") or "note") == "activity"
+        if look_first:
+            found = self._find(base_url, headers, targets, note, activity)
+            if isinstance(found, WriteResult) or found:
+                return found if isinstance(found, WriteResult) else WriteResult("done", "", found)
+        if activity:
+            body: dict[str, Any] = {
+                "subject": note.title,
+                "type": str(options.get("activity_type") or "call"),
+                "done": 1,
+                "note": note.html(),
+                **targets,
+            }
+            if note.duration is not None:
+                hours, minutes = divmod(-(-note.duration // 60), 60)  # whole minutes, rounded up
+                body["duration"] = f"{hours:02d}:{minutes:02d}"
+            if note.started_at[:10]:
+                body["due_date"] = note.started_at[:10]
+            path = "/api/v1/activities"
+        else:
+            body = {"content": note.html(), **targets}
+            path = "/api/v1/notes"
+        answer = self.http.send("POST", base_url + path, headers, json_body=body, label=f"POST {path}")
+        if not answer.ok:
+            logger.warning("Pipedrive write-back failed", extra={"http_status": answer.status})
+            return _pipedrive_failure(answer, token)
+        data = answer.payload.get("data") if isinstance(answer.payload, dict) else None
+        ref = str(data.get("id") or "") if isinstance(data, dict) else ""
+        return WriteResult("done", "", ref)
+
+    def _find(
+        self, base_url: str, headers: Mapping[str, str], targets: Mapping[str, Any], note: CallNote, activity: bool
+    ) -> str | WriteResult | None:
+        """The id of an existing note/activity with the marker, None when there is none."""
+        if activity:
+            person_id = targets.get("person_id")
+            if person_id is None:
+                return None  # activities are listed per person only
+            path = f"/api/v1/persons/{person_id}/activities?done=1&limit=100"
+            field_name = "note"
+        else:
+            key, value = next(iter(targets.items()))
+            path = f"/api/v1/notes?{key}={value}&limit=100&sort=add_time%20DESC"
+            field_name = "content"
+        answer = self.http.send("GET", base_url + path, headers, label="GET existing notes")
+        if not answer.ok:
+            return _pipedrive_failure(answer, str(headers.get("x-api-token")))
+        data = answer.payload.get("data") if isinstance(answer.payload, dict) else None
+        for item in data if isinstance(data, list) else []:
+            if isinstance(item, dict) and note.marker in str(item.get(field_name) or ""):
+                return str(item.get("id") or "") or "found"
+        return None
+
+
+def _pipedrive_failure(answer: Answer, token: str) -> WriteResult:
+    error = answer.payload.get("error") if isinstance(answer.payload, dict) else None
+    detail = redact(str(error or ""), (token,))[:200]
+    result = answer.result("Pipedrive write-back")
+    return WriteResult(result.outcome, result.message + (f" ({detail})" if detail else ""))

@@ -46,6 +46,7 @@ from urllib.parse import urlencode, urlsplit
 import urllib3
 from urllib3.exceptions import HTTPError, MaxRetryError
 
+from lead_caller.crm.callnote import CallNote, CrmRecord, WriteResult
 from lead_caller.enrichment import Fetched, FetchOutcome
 from lead_caller.observability import logger, redact
 from lead_caller.retries import retry_policy
@@ -558,3 +559,90 @@ def _error_detail(payload: Any) -> str:
                     message = str(items[0].get("message") or "")
                     break
     return f"{code}: {message}".strip(": ") if code or message else ""
+
+
+# ── write-back (writeback.py): a note on the Leads/Contacts record ─────────────────────────────
+
+#: the modules a note is tried on when neither the lead item nor WRITEBACK.zoho.module names one
+WRITEBACK_MODULES: tuple[str, ...] = ("Leads", "Contacts")
+#: Zoho's answers for a record id that is not in the module asked
+_NOT_IN_MODULE = frozenset({"INVALID_DATA", "INVALID_URL_PATTERN", "RECORD_NOT_FOUND", "INVALID_MODULE"})
+
+
+class ZohoWriteback:
+    """Writes a call note on a Zoho CRM record (`POST /crm/{v}/{module}/{id}/Notes`).
+
+    Uses the enricher's OAuth client (`ZohoRecords`: refresh-token grant, data-centre
+    aware, token cached). The refresh token needs the scope `ZohoCRM.modules.notes.CREATE`
+    (and `.READ` for the retry check) besides the read scopes. The module comes
+    from the lead item's `crm_object.type`, else `WRITEBACK.zoho.module`, else
+    Leads then Contacts (a record id is unique across modules).
+    """
+
+    def __init__(self, records: ZohoRecords) -> None:
+        self.records = records
+
+    def write(
+        self,
+        credentials: Mapping[str, Any],
+        options: Mapping[str, Any],
+        record: CrmRecord,
+        note: CallNote,
+        *,
+        look_first: bool,
+    ) -> WriteResult:
+        """The note on the record; with `look_first`, reuse a note carrying the task's marker."""
+        try:
+            config = ZohoConfig.from_credentials(credentials)
+        except ZohoCredentialsError as error:
+            return WriteResult("permanent", str(error))
+        record_id = record_id_of(record.object_id or record.record_id)
+        if record_id is None:
+            return WriteResult("permanent", "the lead names no Zoho record id")
+        named = canonical_module(record.object_type) or canonical_module(options.get("module"))
+        modules = (named,) if named else WRITEBACK_MODULES
+        last = WriteResult("permanent", "no module tried")
+        try:
+            for module in modules:
+                last = self._write(config, module, record_id, note, look_first)
+                if last.outcome != "permanent" or not last.message.startswith("not in "):
+                    return last
+        except ZohoAuthError as error:
+            return WriteResult("transient" if error.outcome == "transient" else "permanent", error.message)
+        return last
+
+    def _write(self, config: ZohoConfig, module: str, record_id: str, note: CallNote, look_first: bool) -> WriteResult:
+        resource = f"{module}/{record_id}/Notes"
+        if look_first:
+            found = self.records.request(
+                config, "GET", resource, query={"fields": "Note_Title,Note_Content", "per_page": "200"}
+            )
+            if found.status == 200:
+                for item in found.payload.get("data") or [] if isinstance(found.payload, dict) else []:
+                    if isinstance(item, dict) and note.marker in str(item.get("Note_Content") or ""):
+                        return WriteResult("done", "", str(item.get("id") or "") or "found")
+            elif found.status != 204:
+                outcome = _writeback_outcome(found)
+                if outcome.outcome == "transient" or found.code not in _NOT_IN_MODULE:
+                    return outcome
+                return WriteResult("permanent", f"not in {module}: {found.message}")
+        body = {"data": [{"Note_Title": note.title, "Note_Content": note.text()}]}
+        answer = self.records.request(config, "POST", resource, body=body)
+        if answer.status in (200, 201):
+            item = (answer.payload.get("data") or [{}])[0] if isinstance(answer.payload, dict) else {}
+            item = item if isinstance(item, dict) else {}
+            if str(item.get("status") or "success") == "success":
+                details = item.get("details")
+                details = details if isinstance(details, dict) else {}
+                return WriteResult("done", "", str(details.get("id") or ""))
+        logger.warning("Zoho note not created", extra={"zoho_module": module, "http_status": answer.status})
+        if answer.code in _NOT_IN_MODULE and answer.status in (200, 201, 400, 404):
+            return WriteResult("permanent", f"not in {module}: {answer.message}")
+        return _writeback_outcome(answer)
+
+
+def _writeback_outcome(answer: ZohoAnswer) -> WriteResult:
+    status = answer.status
+    if status is None or status == 429 or status >= 500:
+        return WriteResult("transient", answer.message)
+    return WriteResult("permanent", answer.message)
