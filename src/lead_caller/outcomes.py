@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -358,7 +359,7 @@ class PollSummary:
 
 
 def _epoch(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, str) or not value:
         return None
