@@ -99,8 +99,9 @@ class StackOptions:
     poll_wait_seconds: int = 1
     #: seconds between two runs of the outcome poller (in AWS: OutcomePollSchedule)
     outcome_poll_seconds: float = 2.0
-    #: the sandbox's calls end by themselves and are POSTed to the local agent webhook (calls configure)
-    simulate_calls: Mapping[str, Any] | None = field(default_factory=lambda: {"delay_seconds": 2.0})
+    #: the sandbox's calls end by themselves and are POSTed to the local agent webhook (settings of
+    #: CallSimulation.configure); None = tasks stay pending unless a test moves them (`make run` turns it on)
+    simulate_calls: Mapping[str, Any] | None = None
 
 
 def api_gateway_event(
@@ -668,6 +669,8 @@ def run_demo(stack: LocalStack, say: Callable[[str], None] = print) -> None:
         say(json.dumps(lead, indent=2, default=str))
 
 
+#: `make run`'s simulated calls: mostly answered, some re-called after no answer or busy
+DEMO_CALLS = {"delay_seconds": 2.0, "mix": ["answered", "answered", "no_answer", "answered", "busy"]}
 OPEN_STATUSES = ("dispatching", "call_requested", "in_progress", "recall_pending")
 
 
@@ -692,7 +695,7 @@ def show_outcomes(stack: LocalStack, say: Callable[[str], None] = print, timeout
     """Wait for every called lead to reach a final outcome, then print the Call Completed events."""
     from local.outcome_loops import wait_until
 
-    if stack.sandbox is None or stack.outcome_loops is None:
+    if stack.sandbox is None or stack.outcome_loops is None or not stack.sandbox.calls.enabled:
         return
     say("\n=== waiting for the sandbox's calls to end (agent webhook, poller, re-calls)")
     ended = wait_until(lambda: not open_leads(stack), timeout, interval=0.5)
@@ -755,6 +758,7 @@ def main(argv: list[str] | None = None) -> int:
         zoho_accounts_base_url=args.zoho_accounts_base_url,
         environment={k: str(v) for k, v in (config.get("env") or {}).items()},
         public_url=args.public_url,
+        simulate_calls=DEMO_CALLS,
     )
     stack = LocalStack(options).start()
     assert stack.resources is not None
