@@ -503,7 +503,7 @@ class Poller:
             message = LeadMessage(
                 source=str(lead.get("source")),
                 record_id=str(lead.get("record_id")),
-                received_at=now,
+                received_at=_epoch(lead.get("received_at")) or now,
                 document=ContactDocument.from_unpod(document),
                 routing=dict(lead.get("routing") or {}),
                 attempt=attempt + 1,

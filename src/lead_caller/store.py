@@ -250,7 +250,7 @@ class LeadStore:
                         ":source": message.source,
                         ":record_id": message.record_id,
                         ":document": message.document.to_unpod() if message.document else {},
-                        ":routing": dict(message.routing),
+                        ":routing": _dynamo_safe(dict(message.routing)),
                         ":received": iso(message.received_at),
                         # the window runs from when the lead reached us, or from this claim if later
                         # (a replayed old event must not open a window that is already over)
