@@ -128,3 +128,16 @@ def test_with_the_agent_webhook_killed_the_poller_still_ends_every_lead(stack):
     assert len(ours) == 4  # 1 + 3 attempts
     dropped = {d["task_id"] for d in stack.sandbox.webhook_deliveries if d.get("fault") == "drop"}
     assert ours <= dropped
+
+
+def test_the_agent_webhook_route_refuses_bad_tokens_and_bad_bodies_over_http(stack):
+    from local.outcome_loops import LOCAL_AGENT_WEBHOOK_TOKEN
+
+    task = json.dumps({"task_id": "T" + "9" * 32, "status": "completed"}).encode()
+    json_type = {"content-type": "application/json"}
+
+    assert stack.post("/unpod/calls", task, {**json_type, "x-lead-caller-token": "nope"})[0] == 401
+    assert stack.post("/unpod/calls", task, json_type)[0] == 401
+    good = {**json_type, "x-lead-caller-token": LOCAL_AGENT_WEBHOOK_TOKEN}
+    assert stack.post("/unpod/calls", b"{oops", good)[0] == 400
+    assert stack.post("/unpod/calls", task, good) == (200, {"result": "unknown_task", "task_id": "T" + "9" * 32})
