@@ -56,6 +56,10 @@ from lead_caller.unpod import UnpodClient, UnpodCredentials, UnpodLookupError
 OutcomeSource = Literal["agent_webhook", "poller"]
 #: longest summary / outcome / sentiment text kept in the item (the transcript goes to S3)
 MAX_TEXT = 4_000
+#: longest task_id / run_id and document_id taken, in UTF-8 bytes
+#: (Unpod's ids are "T"/"R" + 32 hex; our document_id is "<source>-<record id>")
+MAX_ID = 128
+MAX_DOCUMENT_ID = 1_000
 #: a re-call message is sent again after this long if no dispatcher claimed it (lost message)
 RECALL_RESEND_SECONDS = 900
 
@@ -334,6 +338,10 @@ class AgentWebhook:
         report = TaskReport.from_payload(payload)
         if report is None:
             return Reply.json(400, {"error": "bad_request", "message": "the body has no task_id"})
+        ids = (report.task_id.encode(), report.run_id.encode())
+        if max(map(len, ids)) > MAX_ID or len(report.document_id.encode()) > MAX_DOCUMENT_ID:
+            # DynamoDB refuses keys this long: bad input, not a reason for a 5xx
+            return Reply.json(400, {"error": "bad_request", "message": "task_id, run_id or document_id is too long"})
         result = self.recorder.record(report, "agent_webhook")
         answer: dict[str, Any] = {"result": result.kind, "task_id": report.task_id}
         if result.status:

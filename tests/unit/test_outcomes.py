@@ -162,7 +162,18 @@ def test_no_token_configured_refuses_every_request(settings, recorder):
     assert post(webhook, {"task_id": "T1"}, token="")[0] == 401
 
 
-@pytest.mark.parametrize("body", [b"", b"{not json", b"[1,2]", b'{"status": "completed"}', b'"text"'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"{not json",
+        b"[1,2]",
+        b'{"status": "completed"}',
+        b'"text"',
+        json.dumps({"task_id": "T" * 5000, "status": "completed"}).encode(),
+        json.dumps({"task_id": "T1", "ref_id": "generic-" + "x" * 3000, "status": "completed"}).encode(),
+    ],
+)
 def test_bad_bodies_are_4xx_never_5xx(webhook, body):
     status, answer = post(webhook, body)
     assert 400 <= status < 500
