@@ -114,6 +114,7 @@ def create_resources(
         KeySchema=table["KeySchema"],
         GlobalSecondaryIndexes=table.get("GlobalSecondaryIndexes", []),
         BillingMode=table["BillingMode"],
+        **_stream_specification(table),
     )
     ttl = table.get("TimeToLiveSpecification")
     if ttl:
@@ -186,6 +187,14 @@ def function_environment(
     )
     environment.update(overrides or {})
     return environment
+
+
+def _stream_specification(table: Mapping[str, Any]) -> dict[str, Any]:
+    """The table's stream (the Call Completed outbox) as create_table takes it, if the template has one."""
+    stream = table.get("StreamSpecification")
+    if not stream:
+        return {}
+    return {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}}
 
 
 def _resolve(value: Any, defaults: Mapping[str, str], refs: Mapping[str, str]) -> str:

@@ -36,6 +36,12 @@ from moto.server import ThreadedMotoServer
 
 from local.catch_hook import CatchHookStandIn
 from local.hubspot_api import HubSpotApiStandIn
+from local.outcome_loops import (
+    LOCAL_AGENT_WEBHOOK_TOKEN,
+    LOCAL_OUTCOME_ENVIRONMENT,
+    OutcomeLoops,
+    with_agent_webhook_token,
+)
 from local.pipedrive_api import PipedriveApiStandIn
 from local.resources import REGION, LocalResources, create_resources, function_environment, reset_embedded_aws
 from local.salesforce_api import SalesforceApiStandIn
@@ -94,6 +100,11 @@ class StackOptions:
     public_url: str | None = None
     retry_delay_seconds: int = 2
     poll_wait_seconds: int = 1
+    #: seconds between two runs of the outcome poller (in AWS: OutcomePollSchedule)
+    outcome_poll_seconds: float = 2.0
+    #: the sandbox's calls end by themselves and are POSTed to the local agent webhook (settings of
+    #: CallSimulation.configure); None = tasks stay pending unless a test moves them (`make run` turns it on)
+    simulate_calls: Mapping[str, Any] | None = None
 
 
 def api_gateway_event(
@@ -109,6 +120,8 @@ def api_gateway_event(
         text = None
     parts = path.strip("/").split("/")
     route = "POST /webhooks/{source}" if len(parts) == 2 and parts[0] == "webhooks" else "$default"
+    if parts == ["unpod", "calls"]:
+        route = "POST /unpod/calls"
     now = time.time()
     return {
         "version": "2.0",
@@ -117,7 +130,7 @@ def api_gateway_event(
         "rawQueryString": query,
         "headers": lower,
         "queryStringParameters": dict(parse_qsl(query, keep_blank_values=True)) or None,
-        "pathParameters": {"source": parts[1]} if route != "$default" else None,
+        "pathParameters": {"source": parts[1]} if route.startswith("POST /webhooks/") else None,
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "local",
@@ -183,6 +196,10 @@ class LocalStack:
         self._dispatch: ModuleType | None = None
         self._events: ModuleType | None = None
         self._zoho_watch: ModuleType | None = None
+        self._outcomes: ModuleType | None = None
+        self._poller_fn: ModuleType | None = None
+        self._call_events: ModuleType | None = None
+        self.outcome_loops: OutcomeLoops | None = None
         self._lock = threading.Lock()  # one "container" per function: invocations are serial
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -213,7 +230,7 @@ class LocalStack:
                 "pilot": self.sandbox.pilots[0],
                 **dict(self.options.unpod_secret or {}),
             }
-        webhook_secret = self.options.webhook_secret or LOCAL_WEBHOOK_SECRETS
+        webhook_secret = with_agent_webhook_token(self.options.webhook_secret or LOCAL_WEBHOOK_SECRETS)
         crm_secret, crm_environment = self._start_crm_standins()
         max_receive = self.options.environment.get("MAX_RECEIVE_COUNT")
         self.resources = create_resources(
@@ -223,7 +240,12 @@ class LocalStack:
             max_receive_count=int(max_receive) if max_receive else None,
             crm_secret=crm_secret,
         )
-        overrides = {"UNPOD_BASE_URL": base_url, **crm_environment, **dict(self.options.environment)}
+        overrides = {
+            **LOCAL_OUTCOME_ENVIRONMENT,
+            "UNPOD_BASE_URL": base_url,
+            **crm_environment,
+            **dict(self.options.environment),
+        }
         if self.options.public_url:
             overrides["PUBLIC_BASE_URL"] = self.options.public_url
         self.environment = function_environment(self.resources, overrides)
@@ -241,7 +263,29 @@ class LocalStack:
             retry_delay_seconds=self.options.retry_delay_seconds,
             poll_wait_seconds=self.options.poll_wait_seconds,
         ).start()
+        self._start_outcomes(webhook_secret)
         return self
+
+    def _start_outcomes(self, webhook_secret: Mapping[str, Any]) -> None:
+        """The outcome poller, the Call Completed stream consumer and the sandbox's simulated calls."""
+        assert self.resources is not None
+        self.outcome_loops = OutcomeLoops(
+            self.client,
+            self.resources.table_name,
+            self.invoke_poller,
+            self.invoke_call_events,
+            poll_interval=self.options.outcome_poll_seconds,
+        )
+        self.outcome_loops.create_resources()
+        self.outcome_loops.start()
+        if self.sandbox is not None and self.options.simulate_calls is not None:
+            token = str((webhook_secret.get("unpod") or {}).get("agent_webhook_token") or LOCAL_AGENT_WEBHOOK_TOKEN)
+            header = self.environment.get("AGENT_WEBHOOK_HEADER") or "x-lead-caller-token"
+            self.sandbox.calls.configure(
+                webhook_url=self.api_url + "/unpod/calls",
+                webhook_headers={header: token},
+                **dict(self.options.simulate_calls),
+            )
 
     def _start_crm_standins(self) -> tuple[dict[str, Any], dict[str, str]]:
         """Start the HubSpot, Pipedrive and Zoho API stand-ins unless real base URLs are given.
@@ -298,6 +342,8 @@ class LocalStack:
         self._stop.set()
         if self.writeback_route is not None:
             self.writeback_route.stop()
+        if self.outcome_loops is not None:
+            self.outcome_loops.stop()
         if self._poller:
             self._poller.join(timeout=self.options.poll_wait_seconds + 5)
         if self.http:
@@ -332,11 +378,11 @@ class LocalStack:
         from aws_lambda_powertools.utilities import parameters
 
         parameters.clear_caches()  # type: ignore[no-untyped-call]
-        for name in ("webhook", "dispatch", "events", "zoho_watch", "writeback"):
+        for name in ("webhook", "dispatch", "events", "zoho_watch", "writeback", "outcomes", "poller", "call_events"):
             module_name = f"lead_caller.handlers.{name}"
             module = sys.modules.get(module_name)
             loaded = importlib.reload(module) if module else importlib.import_module(module_name)
-            setattr(self, f"_{name}", loaded)
+            setattr(self, "_poller_fn" if name == "poller" else f"_{name}", loaded)
 
     # ---- URLs ----------------------------------------------------------------------
     @property
@@ -369,6 +415,32 @@ class LocalStack:
             result: dict[str, Any] = self._webhook.handler(
                 event, LambdaContextStub("WebhookFunction", timeout_seconds=10)
             )
+        return result
+
+    def invoke_outcomes(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Run the outcome handler (Unpod's agent webhook) on an API Gateway v2 event."""
+        assert self._outcomes is not None
+        with self._lock:
+            result: dict[str, Any] = self._outcomes.handler(
+                event, LambdaContextStub("OutcomeFunction", timeout_seconds=15)
+            )
+        return result
+
+    def invoke_poller(self) -> dict[str, Any]:
+        """Run the scheduled outcome poller once."""
+        assert self._poller_fn is not None
+        with self._lock:
+            result: dict[str, Any] = self._poller_fn.handler(
+                {"source": "aws.events", "detail-type": "Scheduled Event"},
+                LambdaContextStub("PollerFunction", timeout_seconds=240),
+            )
+        return result
+
+    def invoke_call_events(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Run the call events handler on a DynamoDB stream batch."""
+        assert self._call_events is not None
+        with self._lock:
+            result: dict[str, Any] = self._call_events.handler(event, LambdaContextStub("CallEventsFunction"))
         return result
 
     def invoke_dispatch(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -436,7 +508,8 @@ class LocalStack:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 event = api_gateway_event(self.command, path, query, headers, body, headers.get("host", "localhost"))
                 try:
-                    result = stack.invoke_webhook(event)
+                    invoke = stack.invoke_outcomes if path.rstrip("/") == "/unpod/calls" else stack.invoke_webhook
+                    result = invoke(event)
                 except Exception:  # the real API Gateway answers 500 when the function errors
                     self._send(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
                     return
@@ -630,6 +703,7 @@ def run_demo(stack: LocalStack, say: Callable[[str], None] = print) -> None:
         for request in stack.sandbox.requests:
             say(f"--- {request['method']} {request['path']} -> HTTP {request['status']}")
             say(json.dumps({"headers": _masked(request["headers"]), "body": request["json"]}, indent=2))
+    show_outcomes(stack, say)
     say("\n=== DynamoDB items (table lead-caller-leads)")
     assert stack.resources is not None
     scanned = stack.client("dynamodb").scan(TableName=stack.resources.table_name).get("Items", [])
@@ -639,6 +713,49 @@ def run_demo(stack: LocalStack, say: Callable[[str], None] = print) -> None:
     if stack.writeback_route is not None:  # Call Completed events -> notes in the CRM stand-ins, catch hook
         stack.writeback_route.wait_idle(timeout=30)
         print_writebacks(stack, say)
+
+
+#: `make run`'s simulated calls: mostly answered, some re-called after no answer or busy
+DEMO_CALLS = {"delay_seconds": 2.0, "mix": ["answered", "answered", "no_answer", "answered", "busy"]}
+OPEN_STATUSES = ("dispatching", "call_requested", "in_progress", "recall_pending")
+
+
+def open_leads(stack: LocalStack) -> list[str]:
+    """Lead ids whose call has not reached a final outcome yet (by_status index, like the poller)."""
+    assert stack.resources is not None
+    dynamodb = stack.client("dynamodb")
+    found: list[str] = []
+    for status in OPEN_STATUSES:
+        response = dynamodb.query(
+            TableName=stack.resources.table_name,
+            IndexName="by_status",
+            KeyConditionExpression="#s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": status}},
+        )
+        found.extend(item["pk"]["S"] for item in response.get("Items", []))
+    return found
+
+
+def show_outcomes(stack: LocalStack, say: Callable[[str], None] = print, timeout: float = 90.0) -> None:
+    """Wait for every called lead to reach a final outcome, then print the Call Completed events."""
+    from local.outcome_loops import wait_until
+
+    if stack.sandbox is None or stack.outcome_loops is None or not stack.sandbox.calls.enabled:
+        return
+    say("\n=== waiting for the sandbox's calls to end (agent webhook, poller, re-calls)")
+    ended = wait_until(lambda: not open_leads(stack), timeout, interval=0.5)
+    if not ended:
+        say(f"still open after {timeout:.0f} s: {', '.join(open_leads(stack))}")
+    time.sleep(1.0)  # the stream consumer publishes the last events
+    events = stack.outcome_loops.drain_events()
+    say(f"\n=== {len(events)} Call Completed event(s) on the bus")
+    for event in events:
+        detail = event.get("detail") or {}
+        say(
+            f"--- {detail.get('lead_id')} attempt {detail.get('call_attempt')}: {detail.get('status')}"
+            f" (final={detail.get('final')}) {detail.get('summary') or ''}"
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -687,6 +804,7 @@ def main(argv: list[str] | None = None) -> int:
         zoho_accounts_base_url=args.zoho_accounts_base_url,
         environment={k: str(v) for k, v in (config.get("env") or {}).items()},
         public_url=args.public_url,
+        simulate_calls=DEMO_CALLS,
     )
     stack = LocalStack(options).start()
     assert stack.resources is not None

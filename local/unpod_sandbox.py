@@ -12,12 +12,17 @@ Run standalone with ``python -m local.unpod_sandbox --port 8765``.
 import contextlib
 import copy
 import io
+import itertools
 import json
 import re
+import threading
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+
+import urllib3
 
 from local.standin import FAULT_KINDS as FAULT_KINDS
 from local.standin import (
@@ -214,6 +219,9 @@ class UnpodSandbox(StandInServer[Fault]):
         self.response_delay = 0.0
         self._tasks: list[JSONDict] = []
         self._runs: list[JSONDict] = []
+        self.calls = CallSimulation()
+        self._timers: list[threading.Timer] = []
+        self._deliveries: list[JSONDict] = []
 
     @property
     def base_url(self) -> str:
@@ -262,6 +270,7 @@ class UnpodSandbox(StandInServer[Fault]):
         with self._lock:
             self._tasks.clear()
             self._runs.clear()
+            self._deliveries.clear()
 
     # ── request handling ───────────────────────────────────────────────
 
@@ -417,6 +426,7 @@ class UnpodSandbox(StandInServer[Fault]):
         with self._lock:
             self._tasks.extend(tasks)
             self._runs.append(run)
+        self._simulate_calls(tasks)
         return run_id, task_ids
 
     def _run_view(self, run: JSONDict) -> JSONDict:
@@ -484,6 +494,8 @@ class UnpodSandbox(StandInServer[Fault]):
     def _admin_route(self, method: str, sub: str, body: bytes) -> Reply | None:
         """``GET tasks``, ``GET runs`` and ``POST tasks/{task_id}`` (status and/or output)."""
         route = (method, sub.rstrip("/"))
+        if route[1] in ("/calls", "/webhook-deliveries"):
+            return self._admin_calls(method, route[1], body)
         if route == ("GET", "/tasks"):
             return self._admin_list(self.created_tasks)
         if route == ("GET", "/runs"):
@@ -501,6 +513,224 @@ class UnpodSandbox(StandInServer[Fault]):
             return self._json(200, self.update_task(task_id, status=status, output=output))
         except KeyError:
             return self._json(404, {"error": f"unknown task {task_id}"})
+
+    # ── call simulation: tasks progress by themselves and are POSTed to an agent webhook ──
+
+    @property
+    def webhook_deliveries(self) -> list[JSONDict]:
+        """Agent webhook deliveries so far: task_id, status sent, HTTP answer, fault."""
+        with self._lock:
+            return copy.deepcopy(self._deliveries)
+
+    def stop(self) -> None:
+        """Stop serving and cancel the calls still in progress."""
+        with self._lock:
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
+        super().stop()
+
+    def _simulate_calls(self, tasks: Sequence[JSONDict]) -> None:
+        """Schedule pending -> in_progress -> final for each new task (when the simulation is on)."""
+        sim = self.calls
+        if not sim.enabled:
+            return
+        for task in tasks:
+            outcome = sim.next_outcome(str(task.get("ref_id") or ""))
+            halfway = threading.Timer(sim.delay_seconds / 2, self._progress, (task["task_id"], "in_progress", None))
+            final = threading.Timer(sim.delay_seconds, self._progress, (task["task_id"], "final", outcome))
+            for timer in (halfway, final):
+                timer.daemon = True
+                with self._lock:
+                    self._timers.append(timer)
+                timer.start()
+
+    def _progress(self, task_id: str, step: str, outcome: str | None) -> None:
+        if self._stopping.is_set():
+            return
+        with contextlib.suppress(KeyError):
+            if step == "in_progress":
+                self.update_task(task_id, status="in_progress")
+                return
+            status, output = self.calls.result(str(outcome))
+            final = self.update_task(task_id, status=status, output=output)
+            self._deliver(final)
+
+    def _deliver(self, task: JSONDict) -> None:
+        """POST the finished task like Unpod's agent webhook (retried up to 3 times on non-200)."""
+        sim = self.calls
+        fault = sim.next_delivery_fault()
+        if not sim.webhook_url or fault == "drop":
+            with self._lock:
+                self._deliveries.append({"task_id": task["task_id"], "status": task["status"], "fault": fault})
+            return
+        view = _task_view(task)
+        bodies = [view]
+        if fault == "duplicate":
+            bodies = [view, view]
+        elif fault == "out_of_order":  # the final report, then a stale "in progress" one
+            bodies = [view, {**view, "status": "in_progress", "output": {}}]
+        for body in bodies:
+            answer: int | None = None
+            for _ in range(4):  # the first try and up to 3 retries
+                try:
+                    response = urllib3.request(
+                        "POST",
+                        sim.webhook_url,
+                        body=json.dumps(body).encode(),
+                        headers={"Content-Type": "application/json", **sim.webhook_headers},
+                        timeout=5.0,
+                        retries=False,
+                    )
+                    answer = response.status
+                except urllib3.exceptions.HTTPError:
+                    answer = None
+                if answer == 200 or self._stopping.is_set():
+                    break
+            with self._lock:
+                self._deliveries.append(
+                    {"task_id": task["task_id"], "status": body["status"], "answer": answer, "fault": fault}
+                )
+
+    def _admin_calls(self, method: str, route: str, body: bytes) -> Reply:
+        """``POST calls`` configures the simulation; ``GET calls`` shows it; ``GET webhook-deliveries``."""
+        if route == "/webhook-deliveries":
+            return self._admin_list(self.webhook_deliveries)
+        if method == "POST":
+            try:
+                self.calls.configure(**self._admin_json(body))
+            except (TypeError, ValueError) as error:
+                return self._json(400, {"error": str(error)})
+        return self._json(200, self.calls.view())
+
+
+CALL_OUTCOMES = ("answered", "no_answer", "busy", "voicemail", "failed")
+DELIVERY_FAULTS = ("duplicate", "out_of_order", "drop")
+
+
+class CallSimulation:
+    """How the sandbox's calls end: delay, outcome mix, the agent webhook and its delivery faults."""
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.delay_seconds = 2.0
+        self.mix: tuple[str, ...] = ("answered",)
+        #: outcomes per document_id (ref_id), one per call attempt, before the mix applies
+        self.by_document: dict[str, deque[str]] = {}
+        self.webhook_url = ""
+        self.webhook_headers: dict[str, str] = {}
+        #: one fault per delivery (FIFO), then ``default_fault`` ("drop" = the webhook is killed)
+        self.faults: deque[str] = deque()
+        self.default_fault: str | None = None
+        self.transcript_bytes = 0
+        self._cycle = itertools.cycle(self.mix)
+        self._lock = threading.Lock()
+
+    def configure(
+        self,
+        *,
+        enabled: bool = True,
+        delay_seconds: float | None = None,
+        mix: Sequence[str] | None = None,
+        by_document: Mapping[str, Sequence[str]] | None = None,
+        webhook_url: str | None = None,
+        webhook_headers: Mapping[str, str] | None = None,
+        faults: Sequence[str] | None = None,
+        default_fault: str | None = "",
+        transcript_bytes: int | None = None,
+    ) -> None:
+        """Change the settings given (``default_fault=""`` leaves it; None clears it)."""
+        outcomes = list(mix or ()) + [o for seq in (by_document or {}).values() for o in seq]
+        if unknown := sorted(set(outcomes) - set(CALL_OUTCOMES)):
+            raise ValueError(f"unknown outcomes {unknown}; use {', '.join(CALL_OUTCOMES)}")
+        wanted = [*(faults or ()), *([default_fault] if default_fault else [])]
+        if unknown := sorted(set(wanted) - set(DELIVERY_FAULTS)):
+            raise ValueError(f"unknown delivery faults {unknown}; use {', '.join(DELIVERY_FAULTS)}")
+        with self._lock:
+            self.enabled = enabled
+            if delay_seconds is not None:
+                self.delay_seconds = max(0.0, float(delay_seconds))
+            if mix:
+                self.mix = tuple(mix)
+                self._cycle = itertools.cycle(self.mix)
+            if by_document is not None:
+                self.by_document.update({key: deque(values) for key, values in by_document.items()})
+            if webhook_url is not None:
+                self.webhook_url = webhook_url
+            if webhook_headers is not None:
+                self.webhook_headers = dict(webhook_headers)
+            if faults is not None:
+                self.faults.extend(faults)
+            if default_fault != "":
+                self.default_fault = default_fault
+            if transcript_bytes is not None:
+                self.transcript_bytes = max(0, int(transcript_bytes))
+
+    def view(self) -> JSONDict:
+        """The settings, for the admin API (header values masked)."""
+        with self._lock:
+            return {
+                "enabled": self.enabled,
+                "delay_seconds": self.delay_seconds,
+                "mix": list(self.mix),
+                "by_document": {key: list(values) for key, values in self.by_document.items()},
+                "webhook_url": self.webhook_url,
+                "webhook_headers": dict.fromkeys(self.webhook_headers, "***"),
+                "faults": list(self.faults),
+                "default_fault": self.default_fault,
+                "transcript_bytes": self.transcript_bytes,
+            }
+
+    def next_outcome(self, document_id: str) -> str:
+        """The outcome of the next call to this document."""
+        with self._lock:
+            planned = self.by_document.get(document_id)
+            if planned:
+                return planned.popleft()
+            return next(self._cycle)
+
+    def next_delivery_fault(self) -> str | None:
+        """The fault of the next webhook delivery."""
+        with self._lock:
+            return self.faults.popleft() if self.faults else self.default_fault
+
+    def result(self, outcome: str) -> tuple[str, JSONDict]:
+        """(task status, output) of a finished call with this outcome."""
+        start = datetime.now(UTC) - timedelta(seconds=45)
+        times = {"start_time": start.isoformat().replace("+00:00", "Z"), "end_time": _now_iso()}
+        call_id = "CALL_" + uuid.uuid4().hex[:16]
+        if outcome == "answered":
+            turns = [
+                {"role": "agent", "content": "Hello, this is the sales team's assistant. Is now a good time?"},
+                {"role": "user", "content": "Yes, tell me more."},
+            ]
+            if self.transcript_bytes:
+                filler = "We talked about the plan in detail. " * (self.transcript_bytes // 36 + 1)
+                turns.append({"role": "agent", "content": filler[: self.transcript_bytes]})
+            return "completed", {
+                "call_id": call_id,
+                **times,
+                "duration": 45,
+                "recording_url": f"https://cdn.unpod.example/recordings/{call_id}.mp3",
+                "transcript": turns,
+                "post_call_data": {
+                    "summary": "The lead is interested and asked for a demo next week.",
+                    "outcome": "interested",
+                    "sentiment": "positive",
+                },
+                "call_type": "outbound",
+                "call_status": "completed",
+                "call_end_reason": "caller_hangup",
+            }
+        if outcome == "failed":
+            return "failed", {"call_id": call_id, **times, "duration": 0, "call_status": "failed"}
+        return "completed", {
+            "call_id": call_id,
+            **times,
+            "duration": 0,
+            "call_status": outcome,
+            "call_end_reason": outcome,
+        }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

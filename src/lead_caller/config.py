@@ -114,6 +114,22 @@ class Settings:
     writeback_max_receive_count: int = 8
     #: how long one write-back attempt holds its per-task lease (longer than the function's timeout)
     writeback_lease_seconds: int = 300
+    # Call outcomes and re-calls (docs/outcomes.md)
+    #: header carrying the token of Unpod's agent webhook (value: webhooks secret "unpod.agent_webhook_token")
+    agent_webhook_header: str = "x-lead-caller-token"
+    #: S3 bucket for call transcripts; empty = transcripts are not kept
+    transcript_bucket: str = ""
+    #: EventBridge bus of "Call Completed" events; empty = none are sent
+    event_bus_name: str = ""
+    #: first wait between two polls of an open lead (doubles per poll up to outcome_poll_max_seconds)
+    outcome_poll_backoff_seconds: int = 300
+    outcome_poll_max_seconds: int = 3600
+    #: after this long without a final report the poller records outcome_unknown
+    outcome_horizon_seconds: int = 172_800
+    #: call attempts per lead, the first included (1 = never re-call)
+    max_call_attempts: int = 3
+    #: wait before attempt 2, 3, ... (the last value repeats)
+    recall_delays_seconds: tuple[int, ...] = (14_400, 86_400)
 
     def routing_for(self, source: str) -> Routing:
         """The routing of a source, with the global defaults filled in."""
@@ -187,7 +203,31 @@ class Settings:
                 "WRITEBACK_MAX_RECEIVE_COUNT", defaults.writeback_max_receive_count, int, 1
             ),
             writeback_lease_seconds=number("WRITEBACK_LEASE_SECONDS", defaults.writeback_lease_seconds, int, 1),
+            agent_webhook_header=text("AGENT_WEBHOOK_HEADER", defaults.agent_webhook_header).lower(),
+            transcript_bucket=env.get("TRANSCRIPT_BUCKET", "").strip(),
+            event_bus_name=env.get("EVENT_BUS_NAME", "").strip(),
+            outcome_poll_backoff_seconds=number(
+                "OUTCOME_POLL_BACKOFF_SECONDS", defaults.outcome_poll_backoff_seconds, int, 1
+            ),
+            outcome_poll_max_seconds=number("OUTCOME_POLL_MAX_SECONDS", defaults.outcome_poll_max_seconds, int, 1),
+            outcome_horizon_seconds=number("OUTCOME_HORIZON_SECONDS", defaults.outcome_horizon_seconds, int, 1),
+            max_call_attempts=number("MAX_CALL_ATTEMPTS", defaults.max_call_attempts, int, 1),
+            recall_delays_seconds=_delays(env, "RECALL_DELAYS_SECONDS", defaults.recall_delays_seconds),
         )
+
+
+def _delays(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """A comma-separated list of whole seconds, e.g. "14400,86400"."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        delays = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated whole seconds, e.g. 14400,86400; got {raw!r}") from None
+    if not delays or any(delay < 0 for delay in delays):
+        raise ConfigError(f"{name} must list at least one delay >= 0, got {raw!r}")
+    return delays
 
 
 def _json_object(env: Mapping[str, str], name: str, default: Any) -> Any:

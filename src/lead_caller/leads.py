@@ -32,6 +32,8 @@ class LeadMessage:
     routing: Mapping[str, Any] = field(default_factory=dict)
     #: how to fetch the CRM record when the webhook carried only its id (document is None then)
     enrichment: Mapping[str, Any] | None = None
+    #: which call attempt this message asks for: 1 = first call, k+1 = a re-call sent by the poller
+    attempt: int = 1
 
     @property
     def document_id(self) -> str:
@@ -54,6 +56,7 @@ class LeadMessage:
                 "document": self.document.to_unpod() if self.document else None,
                 "routing": dict(self.routing),
                 "enrichment": dict(self.enrichment) if self.enrichment else None,
+                "attempt": self.attempt,
             },
             separators=(",", ":"),
         )
@@ -72,6 +75,7 @@ class LeadMessage:
                 document=ContactDocument.from_unpod(data["document"]) if data.get("document") else None,
                 routing=dict(data.get("routing") or {}),
                 enrichment=dict(data["enrichment"]) if data.get("enrichment") else None,
+                attempt=max(1, int(data.get("attempt") or 1)),
             )
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"lead message is incomplete: {error}") from None

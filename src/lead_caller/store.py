@@ -21,9 +21,10 @@ opaque records cannot express.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -40,6 +41,49 @@ CALL_REQUESTED = "call_requested"
 FAILED = "failed"
 #: statuses after which a new delivery of the same record may be tried again
 RETRYABLE_STATUSES = (REJECTED, FAILED)
+# Call outcomes (docs/lifecycle.md): statuses after call_requested and their ranks.
+IN_PROGRESS = "in_progress"
+OUTCOME_UNKNOWN = "outcome_unknown"
+RECALL_PENDING = "recall_pending"
+COMPLETED = "completed"
+NO_ANSWER = "no_answer"
+BUSY = "busy"
+VOICEMAIL = "voicemail"
+CALL_FAILED = "call_failed"
+#: final call outcomes of an attempt (rank 40)
+FINAL_OUTCOMES = (COMPLETED, NO_ANSWER, BUSY, VOICEMAIL, CALL_FAILED)
+#: outcomes after which another attempt may follow (issue 8, re-call attempts)
+RECALLABLE_OUTCOMES = (NO_ANSWER, BUSY, VOICEMAIL)
+STATUS_RANKS: dict[str, int] = {
+    DISPATCHING: 10,
+    CALL_REQUESTED: 20,
+    IN_PROGRESS: 30,
+    OUTCOME_UNKNOWN: 35,
+    RECALL_PENDING: 38,
+    **dict.fromkeys(FINAL_OUTCOMES, 40),
+}
+#: outcome fields of one attempt, cleared when a new attempt (or a new call) claims the lead
+OUTCOME_FIELDS = (
+    "call_status",
+    "task_status",
+    "duration",
+    "started_at",
+    "ended_at",
+    "call_end_reason",
+    "summary",
+    "outcome",
+    "sentiment",
+    "recording_url",
+    "transcript_key",
+    "outcome_source",
+    "outcome_at",
+    "attempt_status",
+    "recall_at",
+    "next_poll_at",
+    "poll_count",
+)
+#: expression names of OUTCOME_FIELDS (some, e.g. duration, are DynamoDB reserved words)
+_OUTCOME_NAMES = {f"#o{index}": name for index, name in enumerate(OUTCOME_FIELDS)}
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -170,6 +214,17 @@ class LeadStore:
     def claim(self, message: LeadMessage, claim_id: str) -> Claim:
         """Take a lead for calling (status dispatching, call_state sending) if nobody else has."""
         now = self.clock()
+        # A re-call (attempt k+1, sent by the poller) may only take a lead waiting in
+        # recall_pending after attempt k; a first call never takes a lead waiting for a re-call.
+        if message.attempt > 1:
+            condition = "(#s = :recall_pending AND call_attempt = :previous_attempt)"
+            guard = {":recall_pending": RECALL_PENDING, ":previous_attempt": message.attempt - 1}
+        else:
+            condition = (
+                "attribute_not_exists(pk) OR #s IN (:rejected, :failed) "
+                "OR (dedupe_until < :now AND #s <> :recall_pending)"
+            )
+            guard = {":rejected": REJECTED, ":failed": FAILED, ":now": int(now), ":recall_pending": RECALL_PENDING}
         try:
             response = self.client.update_item(
                 TableName=self.table_name,
@@ -177,26 +232,25 @@ class LeadStore:
                 UpdateExpression=(
                     "SET #s = :dispatching, claim_id = :claim, claimed_at = :now_iso, updated_at = :now_iso, "
                     "#src = :source, record_id = :record_id, document = :document, received_at = :received, "
-                    "dedupe_until = :until, expires_at = :expires, call_state = :sending, "
-                    "attempts = if_not_exists(attempts, :zero) + :one "
-                    "REMOVE reason, unpod_status, unpod_message, error_kind, run_id, task_ids"
+                    "dedupe_until = :until, expires_at = :expires, call_state = :sending, routing = :routing, "
+                    "attempts = if_not_exists(attempts, :zero) + :one, status_rank = :rank10, call_attempt = :attempt "
+                    "REMOVE reason, unpod_status, unpod_message, error_kind, run_id, task_ids, "
+                    + ", ".join(_OUTCOME_NAMES)
                 ),
-                ConditionExpression=(
-                    "attribute_not_exists(pk) OR #s IN (:rejected, :failed) OR dedupe_until < :now "
-                    "OR (claim_id = :claim AND #s = :dispatching)"
-                ),
-                ExpressionAttributeNames={"#s": "status", "#src": "source"},
+                ConditionExpression=condition + " OR (claim_id = :claim AND #s = :dispatching)",
+                ExpressionAttributeNames={"#s": "status", "#src": "source", **_OUTCOME_NAMES},
                 ExpressionAttributeValues=_values(
                     {
+                        **guard,
                         ":dispatching": DISPATCHING,
-                        ":rejected": REJECTED,
-                        ":failed": FAILED,
+                        ":rank10": STATUS_RANKS[DISPATCHING],
+                        ":attempt": message.attempt,
                         ":claim": claim_id,
-                        ":now": int(now),
                         ":now_iso": iso(now),
                         ":source": message.source,
                         ":record_id": message.record_id,
                         ":document": message.document.to_unpod() if message.document else {},
+                        ":routing": _dynamo_safe(dict(message.routing)),
                         ":received": iso(message.received_at),
                         # the window runs from when the lead reached us, or from this claim if later
                         # (a replayed old event must not open a window that is already over)
@@ -233,6 +287,8 @@ class LeadStore:
             if key == "previous_run_ids":
                 sets.append(f"{key} = list_append(if_not_exists({key}, :empty), :v{index})")
                 expression_values[":empty"] = []
+            elif key == "call_attempt":  # set by the claim; 1 for leads claimed before attempts existed
+                sets.append(f"{key} = if_not_exists({key}, :v{index})")
             else:
                 sets.append(f"{key} = :v{index}")
             expression_values[f":v{index}"] = value
@@ -263,6 +319,9 @@ class LeadStore:
     ) -> bool:
         """Unpod accepted the call: store run_id and task_ids (and the document, if enriched)."""
         values: dict[str, Any] = {"run_id": run_id, "task_ids": list(task_ids), "call_state": "sent"}
+        values["status_rank"] = STATUS_RANKS[CALL_REQUESTED]
+        values["call_attempt"] = 1
+        values["requested_at"] = iso(self.clock())
         if document:
             values["document"] = dict(document)
         if reconciled:
@@ -322,3 +381,180 @@ class LeadStore:
             ExpressionAttributeValues={":run": {"S": run_id}},
         )
         return [_item(raw) for raw in response.get("Items", [])]
+
+    # ---- call outcomes (docs/outcomes.md) ------------------------------------------------
+    def record_outcome(
+        self,
+        lead_id: str,
+        attempt: int,
+        status: str,
+        values: Mapping[str, Any],
+        log_entry: Mapping[str, Any] | None = None,
+        remove: Sequence[str] = (),
+    ) -> bool:
+        """Move a lead forward to `status` for call attempt `attempt`; False when that would not be forward.
+
+        The write succeeds only if `call_attempt = attempt AND status_rank < rank(status)`: the same
+        report twice is one update, an older or out-of-order report never replaces a newer one.
+        Leads requested before ranks existed (no call_attempt) count as attempt 1, call_requested.
+        """
+        now = self.clock()
+        rank = STATUS_RANKS[status]
+        names = {"#s": "status"}
+        expression_values: dict[str, Any] = {
+            ":status": status,
+            ":rank": rank,
+            ":k": attempt,
+            ":now_iso": iso(now),
+        }
+        sets = ["#s = :status", "status_rank = :rank", "updated_at = :now_iso"]
+        for index, (key, value) in enumerate(values.items()):
+            if value is None:
+                continue
+            names[f"#f{index}"] = key
+            sets.append(f"#f{index} = :v{index}")
+            expression_values[f":v{index}"] = _dynamo_safe(value)
+        if log_entry is not None:
+            sets.append("attempts_log = list_append(if_not_exists(attempts_log, :empty), :log)")
+            expression_values[":empty"] = []
+            expression_values[":log"] = [_dynamo_safe({k: v for k, v in log_entry.items() if v is not None})]
+        condition = "(call_attempt = :k AND status_rank < :rank)"
+        if attempt == 1:
+            condition += " OR (attribute_not_exists(call_attempt) AND #s = :legacy)"
+            expression_values[":legacy"] = CALL_REQUESTED
+        removed = []
+        for index, key in enumerate(key for key in remove if key not in values):
+            names[f"#r{index}"] = key
+            removed.append(f"#r{index}")
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": lead_id}},
+                UpdateExpression="SET " + ", ".join(sets) + (f" REMOVE {', '.join(removed)}" if removed else ""),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_values(expression_values),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def schedule_poll(self, lead_id: str, attempt: int, status: str, next_poll_at: int, poll_count: int) -> bool:
+        """Remember when the poller should look at an open lead again (only if nothing moved it meanwhile)."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": lead_id}},
+                UpdateExpression="SET next_poll_at = :next, poll_count = :count",
+                ConditionExpression="#s = :status AND (call_attempt = :k OR attribute_not_exists(call_attempt))",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_values(
+                    {":next": next_poll_at, ":count": poll_count, ":status": status, ":k": attempt}
+                ),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def mark_recall_sent(self, lead_id: str, attempt: int, resend_at: int) -> bool:
+        """The re-call message for attempt+1 is on the queue: push recall_at to `resend_at` (a safety net).
+
+        If the message is lost, the poller sends it again then; if it is delivered twice, the claim
+        condition (recall_pending AND call_attempt = attempt) lets only one through.
+        """
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": lead_id}},
+                UpdateExpression="SET recall_at = :resend, recall_sent_at = :now_iso",
+                ConditionExpression="#s = :recall_pending AND call_attempt = :k",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_values(
+                    {
+                        ":resend": resend_at,
+                        ":now_iso": iso(self.clock()),
+                        ":recall_pending": RECALL_PENDING,
+                        ":k": attempt,
+                    }
+                ),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def all_with_status(self, status: str, page_size: int = 200) -> Iterator[dict[str, Any]]:
+        """Every lead with a status, oldest update first, page by page (GSI by_status, never a scan)."""
+        start: dict[str, Any] | None = None
+        while True:
+            request: dict[str, Any] = {
+                "TableName": self.table_name,
+                "IndexName": "by_status",
+                "KeyConditionExpression": "#s = :status",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {":status": {"S": status}},
+                "Limit": page_size,
+            }
+            if start:
+                request["ExclusiveStartKey"] = start
+            response = self.client.query(**request)
+            for raw in response.get("Items", []):
+                yield _item(raw)
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    def find_task_lead(self, run_id: str, task_id: str, document_id: str) -> tuple[dict[str, Any], bool] | None:
+        """The lead a reported Unpod task belongs to, and whether it is the lead's current attempt.
+
+        Correlates by run_id (GSI by_run_id) then task_id / document_id (Unpod's ref_id), never by
+        position in a batch; falls back to the document_id, which names the lead (`<source>-<record id>`),
+        for a report of an earlier attempt or one that races the index. None when no lead matches.
+        """
+        if run_id:
+            for item in self.by_run_id(run_id):
+                if _owns_task(item, task_id, document_id):
+                    return self.get(str(item["pk"])) or item, True
+        source, _, record_id = document_id.partition("-")
+        if not (source and record_id):
+            return None
+        found = self.get(f"{source}#{record_id}")
+        if found is None or not _owns_document(found, document_id):
+            return None
+        task_ids = [str(task) for task in found.get("task_ids") or []]
+        if (run_id and found.get("run_id") == run_id) or (not run_id and task_id in task_ids):
+            return found, True
+        if run_id and run_id in [str(run) for run in found.get("previous_run_ids") or []]:
+            return found, False  # a report of an earlier attempt
+        return None
+
+
+def _owns_document(item: Mapping[str, Any], document_id: str) -> bool:
+    document = item.get("document") or {}
+    own = document.get("document_id") if isinstance(document, Mapping) else None
+    return bool(document_id) and document_id in (own, f"{item.get('source')}-{item.get('record_id')}")
+
+
+def _owns_task(item: Mapping[str, Any], task_id: str, document_id: str) -> bool:
+    """Within one run: the document_id names the lead; without one, only a lead's sole task id does."""
+    if document_id:
+        return _owns_document(item, document_id)
+    return bool(task_id) and [str(task) for task in item.get("task_ids") or []] == [task_id]
+
+
+def _dynamo_safe(value: Any) -> Any:
+    """Floats as Decimal (DynamoDB numbers), recursively; other values unchanged."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, Mapping):
+        return {str(k): _dynamo_safe(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_dynamo_safe(v) for v in value]
+    return value

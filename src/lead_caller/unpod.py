@@ -206,6 +206,33 @@ class UnpodClient:
             raise UnpodLookupError(f"Unpod could not be reached: {type(error).__name__}") from None
         return None
 
+    def list_run_tasks(
+        self,
+        credentials: UnpodCredentials,
+        run_id: str,
+        space_token: str | None = None,
+        page_size: int = 100,
+        max_pages: int = 50,
+    ) -> list[Mapping[str, Any]]:
+        """Every task of a run (`GET /spaces/{space}/runs/{run_id}/tasks/`, paged by page/page_size).
+
+        Raises UnpodLookupError when Unpod cannot be asked (the poller then tries again later).
+        """
+        space = quote(space_token or credentials.space_token, safe="")
+        path = f"/spaces/{space}/runs/{quote(run_id, safe='')}/tasks/"
+        tasks: list[Mapping[str, Any]] = []
+        try:
+            for page in range(1, max_pages + 1):
+                payload = self._get_json(credentials, path, {"page": page, "page_size": page_size})
+                batch = _data_list(payload)
+                tasks.extend(batch)
+                count = payload.get("count") if isinstance(payload, dict) else None
+                if len(batch) < page_size or (isinstance(count, int) and len(tasks) >= count):
+                    break
+        except (MaxRetryError, HTTPError) as error:
+            raise UnpodLookupError(f"Unpod could not be reached: {type(error).__name__}") from None
+        return tasks
+
 
 class UnpodLookupError(Exception):
     """Unpod could not be asked whether a task exists."""

@@ -11,6 +11,7 @@ from functools import partial
 import boto3
 from botocore.config import Config
 
+from lead_caller.call_events import CallCompletedPublisher
 from lead_caller.config import Settings
 from lead_caller.crm import build_enrichers
 from lead_caller.crm.callnote import CrmWriter
@@ -18,6 +19,7 @@ from lead_caller.dispatcher import Dispatcher
 from lead_caller.event_intake import EventIntake
 from lead_caller.intake import Intake
 from lead_caller.outbound import OutboundWebhook
+from lead_caller.outcomes import AgentWebhook, OutcomeRecorder, Poller, TranscriptStore
 from lead_caller.queue import LeadQueue
 from lead_caller.secrets import crm_credentials, unpod_credentials, webhook_credentials
 from lead_caller.sources.salesforce_events import leads_from_event
@@ -95,3 +97,33 @@ def build_writeback(settings: Settings) -> Writeback:
         boto3.client("dynamodb", config=AWS_CONFIG), settings.table_name, lease_seconds=settings.writeback_lease_seconds
     )
     return Writeback(settings, state, writers, OutboundWebhook(), partial(crm_credentials, settings))
+
+
+def build_outcome_recorder(settings: Settings) -> OutcomeRecorder:
+    """The outcome recorder (with the transcript bucket, when one is configured)."""
+    transcripts = None
+    if settings.transcript_bucket:
+        transcripts = TranscriptStore(boto3.client("s3", config=AWS_CONFIG), settings.transcript_bucket)
+    return OutcomeRecorder(settings, build_store(settings), transcripts)
+
+
+def build_agent_webhook(settings: Settings) -> AgentWebhook:
+    """Everything the outcome function needs: Unpod's agent webhook."""
+    return AgentWebhook(settings, build_outcome_recorder(settings), partial(webhook_credentials, settings, "unpod"))
+
+
+def build_poller(settings: Settings) -> Poller:
+    """Everything the poller function needs."""
+    return Poller(
+        settings,
+        build_store(settings),
+        build_outcome_recorder(settings),
+        build_unpod_client(settings),
+        partial(unpod_credentials, settings),
+        LeadQueue(boto3.client("sqs", config=AWS_CONFIG), settings.queue_url),
+    )
+
+
+def build_call_events(settings: Settings) -> CallCompletedPublisher:
+    """The `Call Completed` publisher of the stream function."""
+    return CallCompletedPublisher(boto3.client("events", config=AWS_CONFIG), settings.event_bus_name)

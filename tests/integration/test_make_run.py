@@ -32,7 +32,8 @@ def test_make_run_starts_everything_sends_the_samples_and_shows_the_outcome():
     assert "table:        lead-caller-leads" in out
     assert "=== the Unpod sandbox received" in out
     assert "/tasks/create/ -> HTTP 200" in out
-    assert '"status": "call_requested"' in out
+    assert '"status": "completed"' in out  # the sandbox's simulated calls end, reported by the agent webhook
+    assert "Call Completed event(s) on the bus" in out
     assert '"status": "rejected"' in out
     assert "sandbox-api-token" not in out  # the printed Unpod request has its credentials masked
     assert "Traceback" not in completed.stderr
