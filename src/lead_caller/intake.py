@@ -35,6 +35,11 @@ from lead_caller.sources.base import (
     WebhookRequest,
 )
 
+#: a delivery carrying this header (value "1") is authenticated as usual, then answered 200 without
+#: parsing or queueing anything: how `lead-caller doctor` proves the webhook URL and credentials
+TEST_DELIVERY_HEADER = "x-lead-caller-test"
+TEST_DELIVERY_ANSWER = "test delivery authenticated; nothing was queued or called"
+
 
 @dataclass
 class Intake:
@@ -76,6 +81,9 @@ class Intake:
             logger.warning("authentication failed", extra={"source": source.name, "reason": str(error)})
             metrics.add_metric(name="AuthenticationFailures", unit=MetricUnit.Count, value=1)
             return source.reply_error(401, "unauthorized", "the request could not be authenticated")
+        if request.headers.get(TEST_DELIVERY_HEADER) == "1":  # `lead-caller doctor`: authenticated, never queued
+            logger.info("test delivery authenticated", extra={"source": source.name})
+            return Reply.json(200, {"test": True, "source": source.name, "message": TEST_DELIVERY_ANSWER})
         try:
             leads = source.parse(request, credentials)
         except PayloadError as error:
