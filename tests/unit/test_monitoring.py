@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from lead_caller.intake import rejection_kind
 from local.resources import load_template
@@ -14,7 +15,7 @@ FUNCTIONS = sorted(name for name, spec in RESOURCES.items() if spec["Type"] == "
 ALARMS = {name: spec["Properties"] for name, spec in RESOURCES.items() if spec["Type"] == "AWS::CloudWatch::Alarm"}
 
 
-def _errors_alarm_of(function: str) -> str | None:
+def _errors_alarm_of(function: str) -> Any:
     for name, alarm in ALARMS.items():
         dimensions = alarm.get("Dimensions") or []
         if alarm.get("MetricName") == "Errors" and {"Name": "FunctionName", "Value": {"Ref": function}} in dimensions:
