@@ -48,7 +48,7 @@ EVENTS = ROOT / "events"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
 TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/", "application/xml")
 #: documented default ports of `make run` (`--port 0` picks free ones for all three)
-DEFAULT_PORTS = {"api": 3000, "aws": 3001, "sandbox": 3002}
+DEFAULT_PORTS = {"api": 3000, "aws": 3001, "sandbox": 3002, "hubspot": 3003, "pipedrive": 3004, "zoho": 3005}
 STATE_FILE = ROOT / "local" / ".state" / "stack.json"
 DEFAULT_LOG_FILE = ROOT / "local" / ".state" / "run.log"
 REFUSED_SAMPLE_CREDENTIALS = (
@@ -101,6 +101,8 @@ class StackOptions:
     public_url: str | None = None
     retry_delay_seconds: int = 2
     poll_wait_seconds: int = 1
+    #: ports of the HubSpot, Pipedrive and Zoho stand-ins (0: any free one)
+    crm_ports: tuple[int, int, int] = (0, 0, 0)
     #: when set, the local API refuses every webhook with this message (real Unpod, no own credentials)
     refuse_webhooks: str | None = None
 
@@ -254,19 +256,19 @@ class LocalStack:
         if self.options.hubspot_api_base_url:
             environment["HUBSPOT_API_BASE_URL"] = self.options.hubspot_api_base_url
         else:
-            self.hubspot_api = HubSpotApiStandIn().start()
+            self.hubspot_api = HubSpotApiStandIn(port=self.options.crm_ports[0]).start()
             environment["HUBSPOT_API_BASE_URL"] = self.hubspot_api.base_url
             crm_secret.setdefault("hubspot", {"access_token": self.hubspot_api.access_token})
         if self.options.pipedrive_api_base_url:
             environment["PIPEDRIVE_API_BASE_URL"] = self.options.pipedrive_api_base_url
         else:
-            self.pipedrive_api = PipedriveApiStandIn().start()
+            self.pipedrive_api = PipedriveApiStandIn(port=self.options.crm_ports[1]).start()
             environment["PIPEDRIVE_API_BASE_URL"] = self.pipedrive_api.base_url
             crm_secret.setdefault("pipedrive", {"api_token": self.pipedrive_api.api_token})
         if self.options.zoho_accounts_base_url:
             environment["ZOHO_ACCOUNTS_BASE_URL"] = self.options.zoho_accounts_base_url
         else:
-            self.zoho_api = ZohoApiStandIn().start()
+            self.zoho_api = ZohoApiStandIn(port=self.options.crm_ports[2]).start()
             environment["ZOHO_ACCOUNTS_BASE_URL"] = self.zoho_api.base_url
             crm_secret.setdefault(
                 "zoho",
@@ -812,13 +814,25 @@ def options_from(args: argparse.Namespace, config: Mapping[str, Any]) -> StackOp
             "with real calls"
         )
     api, aws, sandbox = _ports(args)
+    crm_ports = (
+        (0, 0, 0) if args.port == 0 else (DEFAULT_PORTS["hubspot"], DEFAULT_PORTS["pipedrive"], DEFAULT_PORTS["zoho"])
+    )
     for port, option in ((api, "--port"), (aws, "--aws-port"), (sandbox, "--sandbox-port")):
         if option != "--sandbox-port" or not real:
             _check_port(port, option)
+    for port, name, real_url in zip(
+        crm_ports,
+        ("HubSpot", "Pipedrive", "Zoho"),
+        (args.hubspot_api_base_url, args.pipedrive_api_base_url, args.zoho_accounts_base_url),
+        strict=True,
+    ):
+        if not real_url:
+            _check_port(port, f"the {name} API stand-in")
     return StackOptions(
         port=api,
         aws_port=aws,
         sandbox_port=sandbox,
+        crm_ports=crm_ports,
         unpod_base_url=args.unpod_base_url,
         unpod_secret=config.get("unpod"),
         webhook_secret=webhooks or None,
