@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -23,13 +25,10 @@ def build_parser(commands: Sequence[ModuleType] | None = None) -> argparse.Argum
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in commands or COMMANDS:
         module.register(subparsers)
-    try:  # other branches add modules of their own (e.g. ops/suppress.py)
-        from ops import suppress  # type: ignore[attr-defined, unused-ignore]
-
+    if importlib.util.find_spec("ops.suppress") is not None:  # another branch's module (do-not-call list)
+        suppress = importlib.import_module("ops.suppress")
         if suppress not in (commands or COMMANDS):
             suppress.register(subparsers)
-    except ImportError:
-        pass
     return parser
 
 

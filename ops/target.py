@@ -97,6 +97,9 @@ def local_target(state_file: Path = STATE_FILE) -> Target:
         raise TargetError(f"no local stack: {state_file} does not exist (start one with `make run`)") from None
     except ValueError:
         raise TargetError(f"{state_file} is not valid JSON (restart `make run`)") from None
+    pid = state.get("pid")
+    if isinstance(pid, int) and not _alive(pid):
+        raise TargetError(f"the local stack of {state_file} is not running any more (start it with `make run`)")
     session = boto3.Session(
         aws_access_key_id="testing",
         aws_secret_access_key="testing",  # noqa: S106 - the embedded AWS's dummy credentials
@@ -125,6 +128,16 @@ def local_target(state_file: Path = STATE_FILE) -> Target:
         local=True,
         extra={key: state[key] for key in ("sandbox_admin_url", "public_url", "real_calls") if key in state},
     )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
 
 
 def deployed_target(stack: str, region: str | None = None, profile: str | None = None) -> Target:

@@ -18,7 +18,18 @@ def test_make_run_starts_everything_sends_the_samples_and_shows_the_outcome(tmp_
     log_file = tmp_path / "run.log"
     environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     completed = subprocess.run(
-        [sys.executable, "-m", "local.stack", "--port", "0", "--exit-after-demo", "--log-file", str(log_file)],
+        [
+            sys.executable,
+            "-m",
+            "local.stack",
+            "--port",
+            "0",
+            "--exit-after-demo",
+            "--log-file",
+            str(log_file),
+            "--state-file",
+            str(tmp_path / "stack.json"),
+        ],
         cwd=ROOT,
         env=environment,
         capture_output=True,
