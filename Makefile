@@ -9,10 +9,12 @@ export AWS_EC2_METADATA_DISABLED := true
 RUNTIME := python3.13
 # The functions' runtime interpreter wherever this machine keeps one (any 3.13.x): pyenv's
 # versions, then PATH, then the usual places. Override with `make PYTHON313=/path/to/python3.13`.
-PYTHON313 ?= $(shell for p in $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 $$(type -ap python3.13) \
+ifndef PYTHON313
+PYTHON313 := $(shell for p in $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 $$(type -ap python3.13) \
 	/usr/local/bin/python3.13 /usr/bin/python3.13 /opt/homebrew/bin/python3.13; do \
 	[ -x "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' 2>/dev/null && break; \
 	done)
+endif
 # The runtime's interpreter if this machine has it, else the default python3.
 PYTHON := $(or $(PYTHON313),$(shell python3 -c 'import sys; print(sys.executable)'))
 HAVE_RUNTIME := $(PYTHON313)
@@ -31,7 +33,7 @@ ARGS ?=
 
 # Parallel test workers (pytest-xdist); `make unit XDIST=` runs them in one process.
 XDIST ?= -n auto
-BUILD_INPUTS := template.yaml $(shell find src -type f \( -name '*.py' -o -name '*.txt' \) 2>/dev/null)
+BUILD_INPUTS := template.yaml $(shell find src -type f -not -path '*/__pycache__/*' -not -name '*.pyc' 2>/dev/null)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -101,8 +103,9 @@ unit: venv ## the unit tests, in parallel (fast loop)
 integration: venv ## the local-stack tests over real HTTP
 	$(PY) -m pytest tests/integration -q $(XDIST)
 
-pytest: venv lambda-runtime ## unit, integration and artifact tests
-	$(PY) -m pytest $(XDIST)
+pytest: venv lambda-runtime ## unit and integration tests (in parallel), then artifact and faults tests
+	$(PY) -m pytest tests/unit tests/integration $(XDIST)
+	$(PY) -m pytest tests/artifact tests/faults  # one process: one emulator, one fault-matrix table
 
 faults: venv ## the full fault matrix against the local stack (figures and targets)
 	FAULTS_PROFILE=full $(PY) -m pytest tests/faults
