@@ -17,6 +17,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -791,6 +792,8 @@ def _check_port(port: int, option: str) -> None:
     if port == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as the servers do: connections of a stopped run (TIME_WAIT) do not make the port taken
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -940,8 +943,13 @@ def main(argv: list[str] | None = None) -> int:
     except StartError as error:
         print(f"make run: {error}", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it like Ctrl-C: state file removed
     with logs_to(args.log_file) as terminal:
         return _serve(args, options, terminal)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _serve(args: argparse.Namespace, options: StackOptions, terminal: Any) -> int:
