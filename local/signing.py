@@ -2,8 +2,8 @@
 
 Usage (re-sign an API Gateway event for `sam local invoke` or the local stack):
 
-    python -m local.signing events/hubspot-webhooks-contact-creation.json > /tmp/event.json
-    python -m local.signing events/generic-signed.json --secrets my-webhook-secrets.json
+    .venv/bin/python -m local.signing events/hubspot-webhooks-contact-creation.json > /tmp/event.json
+    .venv/bin/python -m local.signing events/generic-signed.json --secrets my-webhook-secrets.json
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from standardwebhooks.webhooks import Webhook
+try:
+    from standardwebhooks.webhooks import Webhook
+except ModuleNotFoundError as missing:  # run with a python that lacks the project's packages
+    raise SystemExit(
+        f"local.signing needs the project's environment ({missing.name} is missing): "
+        "run `make venv`, then `.venv/bin/python -m local.signing ...`"
+    ) from None
 
 LOCAL_SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 - the spec's public test secret
 LOCAL_BEARER_TOKEN = "gen_9b2e7c4a1f6d8e3b5a0c2d4f6e8a1b3c"  # noqa: S105 - the sample token of events/, local only

@@ -17,6 +17,8 @@ import importlib
 import json
 import logging
 import os
+import signal
+import socket
 import sys
 import threading
 import time
@@ -34,6 +36,7 @@ import boto3
 import urllib3
 from moto.server import ThreadedMotoServer
 
+from lead_caller.config import ConfigError
 from local.catch_hook import CatchHookStandIn
 from local.hubspot_api import HubSpotApiStandIn
 from local.outcome_loops import (
@@ -54,6 +57,14 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
 TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/", "application/xml")
+#: documented default ports of `make run` (`--port 0` picks free ones for all three)
+DEFAULT_PORTS = {"api": 3000, "aws": 3001, "sandbox": 3002, "hubspot": 3003, "pipedrive": 3004, "zoho": 3005}
+STATE_FILE = ROOT / "local" / ".state" / "stack.json"
+DEFAULT_LOG_FILE = ROOT / "local" / ".state" / "run.log"
+REFUSED_SAMPLE_CREDENTIALS = (
+    "this stack places REAL calls and has no webhook credentials of its own: every request is refused. "
+    'Put your own "webhooks" credentials in --config (the sample credentials of the README are public)'
+)
 
 
 @dataclass
@@ -105,6 +116,10 @@ class StackOptions:
     #: the sandbox's calls end by themselves and are POSTed to the local agent webhook (settings of
     #: CallSimulation.configure); None = tasks stay pending unless a test moves them (`make run` turns it on)
     simulate_calls: Mapping[str, Any] | None = None
+    #: ports of the HubSpot, Pipedrive and Zoho stand-ins (0: any free one)
+    crm_ports: tuple[int, int, int] = (0, 0, 0)
+    #: when set, the local API refuses every webhook with this message (real Unpod, no own credentials)
+    refuse_webhooks: str | None = None
 
 
 def api_gateway_event(
@@ -230,7 +245,16 @@ class LocalStack:
                 "pilot": self.sandbox.pilots[0],
                 **dict(self.options.unpod_secret or {}),
             }
-        webhook_secret = with_agent_webhook_token(self.options.webhook_secret or LOCAL_WEBHOOK_SECRETS)
+        if self.options.unpod_base_url and self.options.webhook_secret is None:
+            # Real calls: the published sample credentials must never authorise a request.
+            self.options.refuse_webhooks = self.options.refuse_webhooks or REFUSED_SAMPLE_CREDENTIALS
+        webhook_secret: dict[str, Any]
+        if self.options.refuse_webhooks:
+            webhook_secret = {}
+        elif self.options.unpod_base_url:  # real calls: only the user's own credentials, no sample agent token
+            webhook_secret = dict(self.options.webhook_secret or {})
+        else:
+            webhook_secret = with_agent_webhook_token(self.options.webhook_secret or LOCAL_WEBHOOK_SECRETS)
         crm_secret, crm_environment = self._start_crm_standins()
         max_receive = self.options.environment.get("MAX_RECEIVE_COUNT")
         self.resources = create_resources(
@@ -297,19 +321,19 @@ class LocalStack:
         if self.options.hubspot_api_base_url:
             environment["HUBSPOT_API_BASE_URL"] = self.options.hubspot_api_base_url
         else:
-            self.hubspot_api = HubSpotApiStandIn().start()
+            self.hubspot_api = HubSpotApiStandIn(port=self.options.crm_ports[0]).start()
             environment["HUBSPOT_API_BASE_URL"] = self.hubspot_api.base_url
             crm_secret.setdefault("hubspot", {"access_token": self.hubspot_api.access_token})
         if self.options.pipedrive_api_base_url:
             environment["PIPEDRIVE_API_BASE_URL"] = self.options.pipedrive_api_base_url
         else:
-            self.pipedrive_api = PipedriveApiStandIn().start()
+            self.pipedrive_api = PipedriveApiStandIn(port=self.options.crm_ports[1]).start()
             environment["PIPEDRIVE_API_BASE_URL"] = self.pipedrive_api.base_url
             crm_secret.setdefault("pipedrive", {"api_token": self.pipedrive_api.api_token})
         if self.options.zoho_accounts_base_url:
             environment["ZOHO_ACCOUNTS_BASE_URL"] = self.options.zoho_accounts_base_url
         else:
-            self.zoho_api = ZohoApiStandIn().start()
+            self.zoho_api = ZohoApiStandIn(port=self.options.crm_ports[2]).start()
             environment["ZOHO_ACCOUNTS_BASE_URL"] = self.zoho_api.base_url
             crm_secret.setdefault(
                 "zoho",
@@ -505,6 +529,10 @@ class LocalStack:
                     return
                 body = self.rfile.read(length) if length else b""
                 path, _, query = self.path.partition("?")
+                if stack.options.refuse_webhooks:
+                    refusal = {"error": "webhooks_refused", "message": stack.options.refuse_webhooks}
+                    self._send(403, {"content-type": "application/json"}, json.dumps(refusal).encode())
+                    return
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 event = api_gateway_event(self.command, path, query, headers, body, headers.get("host", "localhost"))
                 try:
@@ -676,7 +704,10 @@ def demo_requests(stack: LocalStack) -> list[tuple[str, str, bytes, dict[str, st
         query = event.get("rawQueryString") or ""
         url = base + raw_path + (f"?{query}" if query else "")
         source = raw_path.rstrip("/").rsplit("/", 1)[-1]
-        signed = sign_request(source, "POST", url, headers, raw, secrets)
+        try:
+            signed = sign_request(source, "POST", url, headers, raw, secrets)
+        except Exception:  # your --config lacks this sample's credential: sent unsigned (answered 401)
+            signed = headers
         requests.append((path.stem, raw_path + (f"?{query}" if query else ""), raw, signed))
     return requests
 
@@ -685,34 +716,92 @@ def _masked(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("***" if k.lower() in ("authorization", "org-handle") else v) for k, v in headers.items()}
 
 
-def run_demo(stack: LocalStack, say: Callable[[str], None] = print) -> None:
-    """Send every sample event through the stack and print what happened."""
+def _answer_counts(payload: Mapping[str, Any]) -> str:
+    """ "accepted 2, rejected 1" from a webhook answer's counts ("" when it has none, e.g. a SOAP Ack)."""
+    counts = [f"{key} {payload[key]}" for key in ("accepted", "rejected") if isinstance(payload.get(key), int)]
+    return f" ({', '.join(counts)})" if counts else ""
+
+
+def lead_rows(stack: LocalStack) -> list[dict[str, str]]:
+    """One row per lead of the table: source, record, status, reason (no personal data)."""
+    assert stack.resources is not None
+    rows: list[dict[str, str]] = []
+    paginator = stack.client("dynamodb").get_paginator("scan")
+    for page in paginator.paginate(TableName=stack.resources.table_name):
+        for raw in page.get("Items", []):
+            lead = stack.lead(raw["pk"]["S"]) or {}
+            if "source" not in lead:
+                continue  # reserved items (dnc#, phone#, circuit#)
+            rows.append(
+                {
+                    "source": str(lead.get("source", "")),
+                    "record": str(lead.get("record_id", "")),
+                    "status": str(lead.get("status", "")),
+                    "reason": str(lead.get("reason") or lead.get("plan_reason") or ""),
+                }
+            )
+    rows.sort(key=lambda row: (row["source"], row["record"]))
+    return rows
+
+
+def summary_table(rows: Sequence[Mapping[str, str]]) -> list[str]:
+    """The leads as an aligned text table (reasons cut to 70 characters)."""
+    header = {"source": "SOURCE", "record": "RECORD", "status": "STATUS", "reason": "REASON"}
+    table = [header, *({**row, "reason": _cut(row["reason"], 70)} for row in rows)]
+    widths = {key: max(len(row[key]) for row in table) for key in ("source", "record", "status")}
+    return [
+        f"{row['source']:<{widths['source']}}  {row['record']:<{widths['record']}}  "
+        f"{row['status']:<{widths['status']}}  {row['reason']}".rstrip()
+        for row in table
+    ]
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def run_demo(
+    stack: LocalStack, say: Callable[[str], None] = print, detail: Callable[[str], None] | None = None
+) -> None:
+    """Send every sample event through the stack; say one line per request and a table of leads.
+
+    `detail` (default: `say`) receives the full answers and the Create Task requests as JSON.
+    """
+    detail = detail or say
     for name, path, body, headers in demo_requests(stack):
         status, payload = stack.post(path, body, headers)
-        say(f"\n=== {name}: POST {path} -> HTTP {status}")
-        say(json.dumps(payload, indent=2))
-    say("\n=== Zoho watch renewal (the scheduled ZohoWatchFunction)")
-    say(json.dumps(stack.renew_zoho_watch(), indent=2))
+        say(f"=== {name}: POST {path} -> HTTP {status}{_answer_counts(payload)}")
+        detail(f"--- answer to {name}\n{json.dumps(payload, indent=2)}")
+    watch = stack.renew_zoho_watch()
+    say(f"=== zoho watch renewal (the scheduled ZohoWatchFunction): {_short(watch)}")
+    detail(json.dumps(watch, indent=2))
     for sample_file in sorted(EVENTS.glob("eventbridge-*.json")):
         sample = json.loads(sample_file.read_text())
-        say(f"\n=== {sample_file.stem}: EventBridge {sample.get('source')} / {sample.get('detail-type')}")
-        say(json.dumps(stack.put_event(sample), indent=2))
+        result = stack.put_event(sample)
+        say(f"=== {sample_file.stem}: EventBridge {sample.get('detail-type')} -> {_short(result)}")
+        detail(f"--- result of {sample_file.stem}\n{json.dumps(result, indent=2)}")
     stack.wait_idle(timeout=30)
     if stack.sandbox is not None:
-        say(f"\n=== the Unpod sandbox received {len(stack.sandbox.requests)} Create Task request(s)")
-        for request in stack.sandbox.requests:
-            say(f"--- {request['method']} {request['path']} -> HTTP {request['status']}")
-            say(json.dumps({"headers": _masked(request["headers"]), "body": request["json"]}, indent=2))
-    show_outcomes(stack, say)
-    say("\n=== DynamoDB items (table lead-caller-leads)")
-    assert stack.resources is not None
-    scanned = stack.client("dynamodb").scan(TableName=stack.resources.table_name).get("Items", [])
-    for raw in scanned:
-        lead = stack.lead(raw["pk"]["S"])
-        say(json.dumps(lead, indent=2, default=str))
+        requests = stack.sandbox.requests
+        answers = sorted({str(request["status"]) for request in requests})
+        say(
+            f"=== the Unpod sandbox received {len(requests)} Create Task request(s): "
+            f"POST .../tasks/create/ -> HTTP {', '.join(answers) or '-'}"
+        )
+        for request in requests:
+            detail(f"--- {request['method']} {request['path']} -> HTTP {request['status']}")
+            detail(json.dumps({"headers": _masked(request["headers"]), "body": request["json"]}, indent=2))
+    show_outcomes(stack, say, detail)
     if stack.writeback_route is not None:  # Call Completed events -> notes in the CRM stand-ins, catch hook
         stack.writeback_route.wait_idle(timeout=30)
-        print_writebacks(stack, say)
+        print_writebacks(stack, say, detail)
+    assert stack.resources is not None
+    rows = lead_rows(stack)
+    say(f"=== {len(rows)} lead(s) in DynamoDB table {stack.resources.table_name}")
+    for line in summary_table(rows):
+        say(line)
+    for raw in stack.client("dynamodb").scan(TableName=stack.resources.table_name).get("Items", []):
+        detail(json.dumps(stack.lead(raw["pk"]["S"]), indent=2, default=str))
 
 
 #: `make run`'s simulated calls: mostly answered, some re-called after no answer or busy
@@ -737,39 +826,66 @@ def open_leads(stack: LocalStack) -> list[str]:
     return found
 
 
-def show_outcomes(stack: LocalStack, say: Callable[[str], None] = print, timeout: float = 90.0) -> None:
-    """Wait for every called lead to reach a final outcome, then print the Call Completed events."""
+def show_outcomes(
+    stack: LocalStack,
+    say: Callable[[str], None] = print,
+    detail: Callable[[str], None] | None = None,
+    timeout: float = 90.0,
+) -> None:
+    """Wait for every called lead to reach a final outcome, then count the Call Completed events."""
     from local.outcome_loops import wait_until
 
+    detail = detail or say
     if stack.sandbox is None or stack.outcome_loops is None or not stack.sandbox.calls.enabled:
         return
-    say("\n=== waiting for the sandbox's calls to end (agent webhook, poller, re-calls)")
+    say("=== waiting for the sandbox's calls to end (agent webhook, poller, re-calls)")
     ended = wait_until(lambda: not open_leads(stack), timeout, interval=0.5)
     if not ended:
         say(f"still open after {timeout:.0f} s: {', '.join(open_leads(stack))}")
     time.sleep(1.0)  # the stream consumer publishes the last events
     events = stack.outcome_loops.drain_events()
-    say(f"\n=== {len(events)} Call Completed event(s) on the bus")
+    kinds = [
+        f"{(event.get('detail') or {}).get('status')}{'' if (event.get('detail') or {}).get('final') else ' (re-call)'}"
+        for event in events
+    ]
+    counts = ", ".join(f"{kind} {kinds.count(kind)}" for kind in dict.fromkeys(kinds))
+    say(f"=== {len(events)} Call Completed event(s) on the bus: {counts or 'none'}")
     for event in events:
-        detail = event.get("detail") or {}
-        say(
-            f"--- {detail.get('lead_id')} attempt {detail.get('call_attempt')}: {detail.get('status')}"
-            f" (final={detail.get('final')}) {detail.get('summary') or ''}"
-        )
+        detail(f"--- Call Completed\n{json.dumps(event.get('detail') or {}, indent=2, default=str)}")
+
+
+def _short(result: Mapping[str, Any]) -> str:
+    """A one-line view of a function result: counts, channel and errors, never documents."""
+    if "error" in result:
+        return f"error {result['error']}"
+    results = result.get("results")
+    if isinstance(results, list):
+        statuses = [str(item.get("status")) for item in results if isinstance(item, dict)]
+        return ", ".join(f"{status} {statuses.count(status)}" for status in dict.fromkeys(statuses)) or "no leads"
+    if "channel_id" in result:
+        events = len(result.get("enabled") or []) + len(result.get("updated") or [])
+        return f"channel {result['channel_id']} watching {events} event(s) until {result.get('channel_expiry')}"
+    return "ok"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line of `make run` (pass options with ARGS="...")."""
     parser = argparse.ArgumentParser(prog="make run ARGS=...", description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--port", type=int, default=3000, help="port of the local HTTP API (default 3000)")
-    parser.add_argument("--aws-port", type=int, default=0, help="port of the embedded AWS (default: any free one)")
-    parser.add_argument("--sandbox-port", type=int, default=0, help="port of the Unpod sandbox (default: any free)")
-    parser.add_argument("--unpod-base-url", help="use this Unpod API instead of the sandbox (places real calls)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORTS["api"],
+        help="port of the local HTTP API (default 3000; 0: "
+        "any free port, and free ports for the embedded AWS and the sandbox too)",
+    )
+    parser.add_argument("--aws-port", type=int, help="port of the embedded AWS (default 3001)")
+    parser.add_argument("--sandbox-port", type=int, help="port of the Unpod sandbox (default 3002)")
+    parser.add_argument("--unpod-base-url", help="use this Unpod API instead of the sandbox (places REAL calls)")
     parser.add_argument(
         "--config",
         type=Path,
         help='JSON file: {"unpod": {api_token, space_token, org_handle, pilot}, "webhooks": {...}, "crm": {...}, '
-        '"env": {...}}',
+        '"env": {...}} (see config.example.json)',
     )
     parser.add_argument(
         "--hubspot-api-base-url", help='real HubSpot API instead of the stand-in (needs "crm" in --config)'
@@ -779,25 +895,126 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--zoho-accounts-base-url", help='real Zoho accounts server instead of the stand-in (needs "crm")'
     )
     parser.add_argument("--public-url", help="public base URL used when verifying URL-bound signatures")
+    parser.add_argument(
+        "--demo", action="store_true", help="send the sample events even with --unpod-base-url (calls the samples)"
+    )
     parser.add_argument("--no-demo", action="store_true", help="do not send the sample events at start")
     parser.add_argument("--exit-after-demo", action="store_true", help="stop after the demo (for scripts)")
+    parser.add_argument(
+        "--log-file",
+        type=_optional_path,
+        default=DEFAULT_LOG_FILE,
+        help='the functions\' JSON logs (default local/.state/run.log; "" for the terminal)',
+    )
+    parser.add_argument(
+        "--state-file",
+        type=_optional_path,
+        default=STATE_FILE,
+        help="where `lead-caller --local` finds this stack (default local/.state/stack.json)",
+    )
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Start the stack, run the demo, serve until Ctrl-C."""
-    args = parse_args(argv)
-    config: dict[str, Any] = json.loads(args.config.read_text()) if args.config else {}
-    if args.unpod_base_url and not config.get("unpod"):
-        print('--unpod-base-url needs --config with the Unpod credentials ("unpod": {...})', file=sys.stderr)
-        return 2
-    options = StackOptions(
-        port=args.port,
-        aws_port=args.aws_port,
-        sandbox_port=args.sandbox_port,
+def _optional_path(text: str) -> Path | None:
+    """A path; "" for none."""
+    return Path(text) if text else None
+
+
+class StartError(Exception):
+    """A problem a person can fix, said in one line."""
+
+
+def _load_config(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except OSError as error:
+        raise StartError(f"--config {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise StartError(f"--config {path} is not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise StartError(f"--config {path} must be a JSON object (see config.example.json)")
+    return config
+
+
+def published_credentials(webhooks: Mapping[str, Any]) -> list[str]:
+    """`source.key` of every configured webhook credential that is one of the published sample values."""
+    published = {
+        str(value)
+        for credentials in LOCAL_WEBHOOK_SECRETS.values()
+        for value in credentials.values()
+        if isinstance(value, str) and len(value) >= 8
+    }
+    return [
+        f"{source}.{key}"
+        for source, credentials in webhooks.items()
+        if isinstance(credentials, dict)
+        for key, value in credentials.items()
+        if isinstance(value, str) and value in published
+    ]
+
+
+def _ports(args: argparse.Namespace) -> tuple[int, int, int]:
+    """(api, aws, sandbox) ports: the documented defaults, or all free ones with --port 0."""
+    free = args.port == 0
+    aws = args.aws_port if args.aws_port is not None else (0 if free else DEFAULT_PORTS["aws"])
+    sandbox = args.sandbox_port if args.sandbox_port is not None else (0 if free else DEFAULT_PORTS["sandbox"])
+    return args.port, aws, sandbox
+
+
+def _check_port(port: int, option: str) -> None:
+    """Fail in one line, with the fix, when a port is taken (a second `make run`, another server)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as the servers do: connections of a stopped run (TIME_WAIT) do not make the port taken
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise StartError(
+                f"port {port} ({option}) is already in use (another `make run`?): stop it, or pick free ports "
+                'with make run ARGS="--port 0"'
+            ) from None
+
+
+def options_from(args: argparse.Namespace, config: Mapping[str, Any]) -> StackOptions:
+    """StackOptions of the command line and --config; StartError when they are unsafe or incomplete."""
+    real = bool(args.unpod_base_url)
+    if real and not config.get("unpod"):
+        raise StartError('--unpod-base-url needs --config with the Unpod credentials ("unpod": {...})')
+    webhooks = config.get("webhooks")
+    if webhooks is not None and not isinstance(webhooks, dict):
+        raise StartError('--config "webhooks" must be an object of credentials by source')
+    if real and webhooks and (published := published_credentials(webhooks)):
+        raise StartError(
+            f"--config webhooks {', '.join(published)}: these sample credentials are public; use your own "
+            "with real calls"
+        )
+    api, aws, sandbox = _ports(args)
+    crm_ports = (
+        (0, 0, 0) if args.port == 0 else (DEFAULT_PORTS["hubspot"], DEFAULT_PORTS["pipedrive"], DEFAULT_PORTS["zoho"])
+    )
+    for port, option in ((api, "--port"), (aws, "--aws-port"), (sandbox, "--sandbox-port")):
+        if option != "--sandbox-port" or not real:
+            _check_port(port, option)
+    for port, name, real_url in zip(
+        crm_ports,
+        ("HubSpot", "Pipedrive", "Zoho"),
+        (args.hubspot_api_base_url, args.pipedrive_api_base_url, args.zoho_accounts_base_url),
+        strict=True,
+    ):
+        if not real_url:
+            _check_port(port, f"the {name} API stand-in")
+    return StackOptions(
+        port=api,
+        aws_port=aws,
+        sandbox_port=sandbox,
+        crm_ports=crm_ports,
         unpod_base_url=args.unpod_base_url,
         unpod_secret=config.get("unpod"),
-        webhook_secret=config.get("webhooks"),
+        webhook_secret=webhooks or None,
         crm_secret=config.get("crm"),
         hubspot_api_base_url=args.hubspot_api_base_url,
         pipedrive_api_base_url=args.pipedrive_api_base_url,
@@ -806,39 +1023,156 @@ def main(argv: list[str] | None = None) -> int:
         public_url=args.public_url,
         simulate_calls=DEMO_CALLS,
     )
-    stack = LocalStack(options).start()
+
+
+def banner(stack: LocalStack, log_file: Path | None = None) -> list[str]:
+    """What `make run` prints first: where everything is, and whether calls are real."""
     assert stack.resources is not None
+    endpoint = stack.aws_endpoint
+    lines = [
+        "lead-caller local stack",
+        f"  API:           {stack.api_url}/webhooks/{{source}}",
+        f"  embedded AWS:  {endpoint}  (AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+        f"aws --region {REGION} --endpoint-url {endpoint} ...)",
+        f"  table:         {stack.resources.table_name}",
+        f"  queue:         {stack.resources.queue_url}",
+    ]
+    if stack.sandbox is not None:
+        lines.append(f"  Unpod:         sandbox at {stack.sandbox.base_url} (no real calls)")
+        lines.append(f"  sandbox admin: {stack.sandbox.admin_url}/config  (also /tasks, /runs, /requests)")
+    else:
+        lines.append(f"  Unpod:         {stack.environment.get('UNPOD_BASE_URL')}  *** REAL calls to real phones ***")
+    for label, standin in (
+        ("HubSpot", stack.hubspot_api),
+        ("Pipedrive", stack.pipedrive_api),
+        ("Zoho", stack.zoho_api),
+    ):
+        if standin is not None:
+            lines.append(f"  {label + ' API:':<14} stand-in at {standin.base_url}")
+    if stack.options.refuse_webhooks:
+        lines.append('  webhooks:      REFUSED: no "webhooks" credentials in --config (sample ones are public)')
+    elif stack.options.webhook_secret is None:
+        lines.append(
+            f"  generic auth:  Authorization: Bearer {LOCAL_BEARER_TOKEN}  or signing secret {LOCAL_SIGNING_SECRET}"
+        )
+    if log_file is not None:
+        shown = log_file.relative_to(Path.cwd()) if log_file.is_relative_to(Path.cwd()) else log_file
+        lines.append(f"  JSON logs:     {shown}  (the functions' logs and metrics, the full answers)")
+    return lines
+
+
+def state_of(stack: LocalStack) -> dict[str, Any]:
+    """What `lead-caller --local` needs to find this stack (written to local/.state/stack.json)."""
+    assert stack.resources is not None
+    resources = stack.resources
+    return {
+        "api_url": stack.api_url,
+        "aws_endpoint": stack.aws_endpoint,
+        "region": REGION,
+        "table_name": resources.table_name,
+        "queue_url": resources.queue_url,
+        "dlq_url": resources.dlq_url,
+        "events_dlq_url": None,
+        "unpod_secret_id": resources.unpod_secret_id,
+        "webhook_secret_id": resources.webhook_secret_id,
+        "crm_secret_id": resources.crm_secret_id,
+        "unpod_base_url": stack.environment.get("UNPOD_BASE_URL"),
+        "sandbox_admin_url": stack.sandbox.admin_url if stack.sandbox is not None else None,
+        "public_url": stack.options.public_url,
+        "real_calls": stack.sandbox is None,
+        "pid": os.getpid(),
+    }
+
+
+@contextmanager
+def logs_to(log_file: Path | None) -> Iterator[Any]:
+    """Send the functions' JSON logs and metrics (Powertools writes both to stdout) to `log_file`.
+
+    Yields the terminal's stream, for what `make run` says to the person; restores everything on exit.
+    """
+    terminal = sys.stdout
+    if log_file is None:
+        yield terminal
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    moved: list[logging.StreamHandler[Any]] = []
+    with log_file.open("w", buffering=1) as handle:
+        for name in ("lead-caller", *list(logging.root.manager.loggerDict)):
+            for handler in logging.getLogger(name).handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream in (terminal, sys.__stdout__):
+                    handler.setStream(handle)
+                    moved.append(handler)
+        sys.stdout = handle
+        try:
+            yield terminal
+        finally:
+            sys.stdout = terminal
+            for handler in moved:
+                handler.setStream(terminal)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the stack, run the demo (sandbox only, unless --demo), serve until Ctrl-C."""
+    args = parse_args(argv)
     try:
-        print("lead-caller local stack")
-        print(f"  API:          {stack.api_url}/webhooks/{{source}}")
-        print(f"  embedded AWS: {stack.aws_endpoint}  (aws --endpoint-url {stack.aws_endpoint} ...)")
-        print(f"  table:        {stack.resources.table_name}")
-        print(f"  queue:        {stack.resources.queue_url}")
-        if stack.sandbox is not None:
-            print(f"  Unpod:        sandbox at {stack.sandbox.base_url} (admin: {stack.sandbox.admin_url})")
-        if stack.hubspot_api is not None:
-            print(f"  HubSpot API:  stand-in at {stack.hubspot_api.base_url}")
-        if stack.pipedrive_api is not None:
-            print(f"  Pipedrive API: stand-in at {stack.pipedrive_api.base_url}")
-        if stack.zoho_api is not None:
-            print(f"  Zoho API:     stand-in at {stack.zoho_api.base_url}")
-        else:
-            print(f"  Unpod:        {args.unpod_base_url} (REAL calls)")
-        if not config.get("webhooks"):
-            print(
-                f"  generic auth: Authorization: Bearer {LOCAL_BEARER_TOKEN}  or signing secret {LOCAL_SIGNING_SECRET}"
-            )
-        if not args.no_demo:
-            run_demo(stack)
+        config = _load_config(args.config)
+        options = options_from(args, config)
+    except StartError as error:
+        print(f"make run: {error}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it like Ctrl-C: state file removed
+    with logs_to(args.log_file) as terminal:
+        return _serve(args, options, terminal)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve(args: argparse.Namespace, options: StackOptions, terminal: Any) -> int:
+    def say(line: str) -> None:
+        print(line, file=terminal, flush=True)
+
+    def detail(line: str) -> None:
+        print(line, file=sys.stdout)
+
+    stack = LocalStack(options)
+    try:
+        try:
+            stack.start()
+        except ConfigError as error:
+            say(f'make run: invalid configuration: {error} (fix it in the "env" of --config)')
+            return 2
+        except OSError as error:
+            say(f'make run: could not start: {error.strerror or error} (a port in use? try ARGS="--port 0")')
+            return 2
+        for line in banner(stack, args.log_file):
+            say(line)
+        _write_state(args.state_file, state_of(stack))
+        real = stack.sandbox is None
+        if args.demo or (not real and not args.no_demo):
+            say("")
+            run_demo(stack, say, detail)
+        elif real:
+            say("\nNo demo: with a real Unpod the samples are not sent (ask with --demo).")
         if args.exit_after_demo:
             return 0
-        print("\nServing; press Ctrl-C to stop.", flush=True)
+        say("\nServing; press Ctrl-C to stop.")
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         return 0
     finally:
         stack.stop()
+        if args.state_file:
+            args.state_file.unlink(missing_ok=True)
+
+
+def _write_state(path: Path | None, state: Mapping[str, Any]) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=2) + "\n")
 
 
 if __name__ == "__main__":

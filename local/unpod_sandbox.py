@@ -215,6 +215,8 @@ class UnpodSandbox(StandInServer[Fault]):
         self.org_handle = org_handle or None
         self.pilots: tuple[str, ...] = (pilots,) if isinstance(pilots, str) else tuple(pilots)
         self.status_as_map = status_as_map
+        #: agent handle -> state shown by GET /agents/ ("published" when absent; "draft", "archived")
+        self.agent_states: dict[str, str] = {}
         #: seconds every Create Task answer waits (a stand-in for a real API round trip; benchmark)
         self.response_delay = 0.0
         self._tasks: list[JSONDict] = []
@@ -455,7 +457,10 @@ class UnpodSandbox(StandInServer[Fault]):
         if name == "spaces":
             return _envelope(200, "Spaces fetched successfully", [self._space_view()], count=1)
         if name == "agents":
-            agents = [{"name": p, "handle": p, "type": "Voice", "state": "published"} for p in self.pilots]
+            agents = [
+                {"name": p, "handle": p, "type": "Voice", "state": self.agent_states.get(p, "published")}
+                for p in self.pilots
+            ]
             return _envelope(200, "Agents fetched successfully", agents, count=len(agents))
         self._check_space(args["space"])
         if name == "space":

@@ -176,10 +176,13 @@ def written(stack: Any) -> dict[str, Any]:
     return found
 
 
-def print_writebacks(stack: Any, say: Callable[[str], None] = print) -> None:
-    """Print the write-backs the stand-ins received (for make run's demo)."""
-    for name, items in written(stack).items():
-        count = len(items)
-        say(f"\n=== {name}: {count}")
-        if count:
-            say(json.dumps(items, indent=2, default=str))
+def print_writebacks(
+    stack: Any, say: Callable[[str], None] = print, detail: Callable[[str], None] | None = None
+) -> None:
+    """One line with what the stand-ins received through write-back; the items themselves to `detail`."""
+    detail = detail or say
+    found = written(stack)
+    say("=== write-backs: " + ", ".join(f"{name} {len(items)}" for name, items in found.items()))
+    for name, items in found.items():
+        if items:
+            detail(f"--- {name}\n{json.dumps(items, indent=2, default=str)}")

@@ -268,6 +268,7 @@ class Dispatcher:
         known_secrets = (credentials.api_token, credentials.space_token, credentials.org_handle or "")
         outcome = dataclasses.replace(outcome, message=redact(outcome.message, known_secrets))
         metrics.add_metric(name=f"UnpodFailures_{outcome.failure_kind}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="UnpodFailures", unit=MetricUnit.Count, value=1)  # all kinds: the rate alarm
         logger.warning(
             "Create Task failed",
             extra={

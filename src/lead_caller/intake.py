@@ -10,6 +10,8 @@ at most once within the dedupe window.
 from __future__ import annotations
 
 import hashlib
+import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +36,16 @@ from lead_caller.sources.base import (
     Source,
     WebhookRequest,
 )
+
+#: a delivery carrying this header (value "1") is authenticated as usual, then answered 200 without
+#: parsing or queueing anything: how `lead-caller doctor` proves the webhook URL and credentials
+TEST_DELIVERY_HEADER = "x-lead-caller-test"
+TEST_DELIVERY_ANSWER = "test delivery authenticated; nothing was queued or called"
+
+
+def rejection_kind(reason: str) -> str:
+    """A metric-name-safe label of a rejection reason: the field it names ("contact_number: missing")."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", reason.split(":", 1)[0].strip())[:40] or "other"
 
 
 @dataclass
@@ -76,6 +88,9 @@ class Intake:
             logger.warning("authentication failed", extra={"source": source.name, "reason": str(error)})
             metrics.add_metric(name="AuthenticationFailures", unit=MetricUnit.Count, value=1)
             return source.reply_error(401, "unauthorized", "the request could not be authenticated")
+        if request.headers.get(TEST_DELIVERY_HEADER) == "1":  # `lead-caller doctor`: authenticated, never queued
+            logger.info("test delivery authenticated", extra={"source": source.name})
+            return Reply.json(200, {"test": True, "source": source.name, "message": TEST_DELIVERY_ANSWER})
         try:
             leads = source.parse(request, credentials)
         except PayloadError as error:
@@ -153,6 +168,8 @@ class Intake:
         metrics.add_metric(name="LeadsAccepted", unit=MetricUnit.Count, value=counts["queued"])
         metrics.add_metric(name="LeadsDuplicate", unit=MetricUnit.Count, value=counts["duplicate"])
         metrics.add_metric(name="LeadsRejected", unit=MetricUnit.Count, value=counts["rejected"])
+        for kind, count in Counter(rejection_kind(reason) for _, _, _, reason, _ in rejected).items():
+            metrics.add_metric(name=f"LeadsRejected_{kind}", unit=MetricUnit.Count, value=count)  # the dashboard
         logger.info(
             "webhook accepted",
             extra={"source": source.name, **counts, "lead_ids": [r.lead_id for r in results][:100]},

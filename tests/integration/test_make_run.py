@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +14,22 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
-def test_make_run_starts_everything_sends_the_samples_and_shows_the_outcome():
+def test_make_run_starts_everything_sends_the_samples_and_shows_the_outcome(tmp_path):
+    log_file = tmp_path / "run.log"
     environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     completed = subprocess.run(
-        [sys.executable, "-m", "local.stack", "--port", "0", "--exit-after-demo"],
+        [
+            sys.executable,
+            "-m",
+            "local.stack",
+            "--port",
+            "0",
+            "--exit-after-demo",
+            "--log-file",
+            str(log_file),
+            "--state-file",
+            str(tmp_path / "stack.json"),
+        ],
         cwd=ROOT,
         env=environment,
         capture_output=True,
@@ -27,15 +40,24 @@ def test_make_run_starts_everything_sends_the_samples_and_shows_the_outcome():
 
     out = completed.stdout
     assert completed.returncode == 0, completed.stderr[-2000:]
-    assert "API:          http://127.0.0.1:" in out
-    assert "embedded AWS: http://127.0.0.1:" in out
-    assert "table:        lead-caller-leads" in out
+    assert "API:           http://127.0.0.1:" in out
+    assert "embedded AWS:  http://127.0.0.1:" in out
+    assert "table:         lead-caller-leads" in out
     assert "=== the Unpod sandbox received" in out
     assert "/tasks/create/ -> HTTP 200" in out
-    assert '"status": "completed"' in out  # the sandbox's simulated calls end, reported by the agent webhook
-    assert "Call Completed event(s) on the bus" in out
-    assert '"status": "rejected"' in out
-    assert "sandbox-api-token" not in out  # the printed Unpod request has its credentials masked
+    assert re.search(r"^=== \d+ Call Completed event\(s\) on the bus: .*completed \d+", out, re.MULTILINE)
+    assert re.search(r"^=== write-backs: hubspot notes [1-9]", out, re.MULTILINE)
+    assert re.search(r"^SOURCE +RECORD +STATUS +REASON$", out, re.MULTILINE)
+    # the sandbox's simulated calls end (agent webhook, re-calls): no lead is left open
+    assert re.search(r"^generic +web-1001 +completed", out, re.MULTILINE)
+    assert not re.search(r" (dispatching|call_requested|in_progress|recall_pending) ", out)
+    assert re.search(r"^generic +web-1003 +rejected +contact_number: missing$", out, re.MULTILINE)
+    assert '{"level"' not in out  # the JSON logs went to the file the banner names
+    assert f"JSON logs:     {log_file}" in out
+    logs = log_file.read_text()
+    assert '"message":"call requested"' in logs
+    assert '"status": "completed"' in logs  # the full items are in the log file
+    assert "sandbox-api-token" not in out + logs  # the printed Unpod request has its credentials masked
     assert "Traceback" not in completed.stderr
 
 
