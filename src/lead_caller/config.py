@@ -64,6 +64,8 @@ class Routing:
     context: str | None = None
     schedule: Mapping[str, Any] | None = None
     rules: tuple[RouteRule, ...] = ()
+    #: this route's calling-policy layer over CALLING_POLICY (policy.py, docs/calling-policy.md)
+    calling_policy: Mapping[str, Any] | None = None
 
     def for_record(self, record: Mapping[str, Any] | None) -> dict[str, Any]:
         """The overrides of the first rule that matches the record ({} when none does)."""
@@ -108,6 +110,8 @@ class Settings:
     #: Zoho accounts/API base URLs; None = the data centre's (from the CRM secret's "dc")
     zoho_accounts_base_url: str | None = None
     zoho_api_base_url: str | None = None
+    #: the stack's calling-policy layer over policy.DEFAULT_POLICY (env CALLING_POLICY)
+    calling_policy: Mapping[str, Any] = field(default_factory=dict)
 
     def routing_for(self, source: str) -> Routing:
         """The routing of a source, with the global defaults filled in."""
@@ -118,6 +122,7 @@ class Settings:
             context=override.context or self.default_context,
             schedule=override.schedule or self.default_schedule,
             rules=override.rules,
+            calling_policy=override.calling_policy,
         )
 
     @classmethod
@@ -176,6 +181,7 @@ class Settings:
             lead_created_source=text("LEAD_CREATED_SOURCE", defaults.lead_created_source),
             zoho_accounts_base_url=env.get("ZOHO_ACCOUNTS_BASE_URL", "").strip().rstrip("/") or None,
             zoho_api_base_url=env.get("ZOHO_API_BASE_URL", "").strip().rstrip("/") or None,
+            calling_policy=_calling_policy(env),
         )
 
 
@@ -200,7 +206,7 @@ def _check_schedule(name: str, schedule: Mapping[str, Any]) -> None:
         raise ConfigError(f"{name} of type custom needs calling_date and calling_time")
 
 
-_ROUTE_KEYS = ("pilot", "space_token", "context", "schedule")
+_ROUTE_KEYS = ("pilot", "space_token", "context", "schedule", "calling_policy")
 
 
 def _route_values(values: Mapping[str, Any], where: str, allowed: set[str]) -> dict[str, Any]:
@@ -215,6 +221,10 @@ def _route_values(values: Mapping[str, Any], where: str, allowed: set[str]) -> d
         if not isinstance(schedule, dict):
             raise ConfigError(f"{where}.schedule must be an object")
         _check_schedule(f"{where}.schedule", schedule)
+    if values.get("calling_policy") is not None:
+        from lead_caller.policy import check_layer
+
+        check_layer(values["calling_policy"], f"{where}.calling_policy")
     return {key: values[key] for key in _ROUTE_KEYS if key in values}
 
 
@@ -265,8 +275,16 @@ def _source_routing(env: Mapping[str, str]) -> dict[str, Routing]:
             context=base.get("context"),
             schedule=base.get("schedule"),
             rules=rules,
+            calling_policy=base.get("calling_policy"),
         )
     return routing
+
+
+def _calling_policy(env: Mapping[str, str]) -> dict[str, Any]:
+    """CALLING_POLICY: the stack's calling-policy layer (validated; see docs/calling-policy.md)."""
+    from lead_caller.policy import check_layer
+
+    return check_layer(_json_object(env, "CALLING_POLICY", {}), "CALLING_POLICY")
 
 
 def _field_mappings(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:

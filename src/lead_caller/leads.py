@@ -32,6 +32,8 @@ class LeadMessage:
     routing: Mapping[str, Any] = field(default_factory=dict)
     #: how to fetch the CRM record when the webhook carried only its id (document is None then)
     enrichment: Mapping[str, Any] | None = None
+    #: what the calling policy read from the CRM record (policy.read_facts): country, state, ...
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def document_id(self) -> str:
@@ -54,6 +56,7 @@ class LeadMessage:
                 "document": self.document.to_unpod() if self.document else None,
                 "routing": dict(self.routing),
                 "enrichment": dict(self.enrichment) if self.enrichment else None,
+                "facts": dict(self.facts),
             },
             separators=(",", ":"),
         )
@@ -72,6 +75,7 @@ class LeadMessage:
                 document=ContactDocument.from_unpod(data["document"]) if data.get("document") else None,
                 routing=dict(data.get("routing") or {}),
                 enrichment=dict(data["enrichment"]) if data.get("enrichment") else None,
+                facts=dict(data.get("facts") or {}),
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"lead message is incomplete: {error}") from None

@@ -303,7 +303,7 @@ def subdivision_zones(country: str, state: str | None) -> tuple[str, ...]:
     code = _subdivision_code(country, state)
     if code is None:
         return ()
-    return table.get(code) or _SUBDIVISION_DEFAULT.get(country, ())
+    return table.get(code) or _SUBDIVISION_DEFAULT.get(country) or ()
 
 
 def _subdivision_code(country: str, state: str) -> str | None:
