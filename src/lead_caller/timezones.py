@@ -257,8 +257,14 @@ def _zones_by_country() -> dict[str, tuple[str, ...]]:
 
 
 def country_zones(country: str) -> tuple[str, ...]:
-    """The IANA zones of a country (ISO alpha-2), () when unknown."""
-    return _zones_by_country().get(country.upper(), ())
+    """The IANA zones of a country (ISO alpha-2) that keep different clocks, () when unknown.
+
+    Zones whose clocks agree now (Europe/Busingen and Europe/Berlin) count as one.
+    """
+    distinct: dict[str, str] = {}
+    for zone in _zones_by_country().get(country.upper(), ()):
+        distinct.setdefault(_canonical(zone), zone)
+    return tuple(distinct.values())
 
 
 @lru_cache(maxsize=1)
@@ -414,6 +420,8 @@ def _canonical(zone: str) -> str:
         info = ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         return zone
-    # Two names of one zone agree on every offset; sample a few instants across years.
-    samples = [datetime(year, month, 1, 12, tzinfo=UTC) for year in (1990, 2010, 2026) for month in (1, 7)]
+    # Two names of one zone (or two zones that keep the same clock now) agree on every offset:
+    # sample this year and the next twice a month, which catches every DST rule difference.
+    year = datetime.now(UTC).year
+    samples = [datetime(y, m, d, 12, tzinfo=UTC) for y in (year, year + 1) for m in range(1, 13) for d in (1, 15)]
     return "|".join(str(moment.astimezone(info).utcoffset()) for moment in samples)
