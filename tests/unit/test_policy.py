@@ -42,7 +42,7 @@ def policy(**overrides: Any):
 
 
 def at(zone: str, *args: int) -> datetime:
-    return datetime(*args, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    return datetime(*args).replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)  # type: ignore[arg-type]
 
 
 def local(moment: datetime | None, zone: str) -> str:
@@ -489,7 +489,9 @@ def test_the_consent_gate_rejects_at_the_webhook(intake, settings):
     assert denied["results"][0]["status"] == "rejected"
     assert given["results"][0]["status"] == "queued"
     store = LeadStore(boto3.client("dynamodb"), settings.table_name)
-    assert store.get("generic#c-1")["reason"] == "no consent: marketing_consent is not true"
+    item = store.get("generic#c-1")
+    assert item is not None
+    assert item["reason"] == "no consent: marketing_consent is not true"
 
 
 def test_the_consent_gate_in_the_dispatcher(dispatcher, sandbox, store):
