@@ -1,0 +1,1 @@
+"""Operations commands of lead-caller (the `lead-caller` CLI)."""
