@@ -36,6 +36,7 @@ from moto.server import ThreadedMotoServer
 
 from local.hubspot_api import HubSpotApiStandIn
 from local.pipedrive_api import PipedriveApiStandIn
+from local.policy_demo import demo_environment
 from local.resources import REGION, LocalResources, create_resources, function_environment, reset_embedded_aws
 from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET, LOCAL_WEBHOOK_SECRETS, sign_request
 from local.unpod_sandbox import UnpodSandbox
@@ -215,7 +216,8 @@ class LocalStack:
             max_receive_count=int(max_receive) if max_receive else None,
             crm_secret=crm_secret,
         )
-        overrides = {"UNPOD_BASE_URL": base_url, **crm_environment, **dict(self.options.environment)}
+        demo = demo_environment()  # the calling-policy demo rule (local/policy_demo.py)
+        overrides = {"UNPOD_BASE_URL": base_url, **crm_environment, **demo, **dict(self.options.environment)}
         if self.options.public_url:
             overrides["PUBLIC_BASE_URL"] = self.options.public_url
         self.environment = function_environment(self.resources, overrides)
