@@ -309,7 +309,10 @@ class LeadStore:
     def mark_suppressed(self, lead_id: str, claim_id: str, reason: str, fields: Mapping[str, Any]) -> bool:
         """The lead is on the do-not-call list or opted out in its CRM: never called (policy.py)."""
         return self._set_claimed(
-            lead_id, claim_id, SUPPRESSED, {**fields, "reason": reason, "error_kind": "suppressed"}
+            lead_id,
+            claim_id,
+            SUPPRESSED,
+            {**fields, "reason": reason, "error_kind": "suppressed", "call_state": "not_sent"},
         )
 
     def record_plan(self, lead_id: str, claim_id: str, fields: Mapping[str, Any]) -> bool:
