@@ -556,3 +556,35 @@ def test_enriched_leads_get_their_facts_from_the_fetched_record(settings):
         "phone_region": "IN",
         "phone_region_rule": "country",
     }
+
+
+@pytest.mark.parametrize(
+    ("facts", "now", "calling_date", "calling_time"),
+    [
+        # US: seen Friday evening before / a week before the spring-forward Sunday (2026-03-08)
+        ({"country": "US", "state": "NY"}, at("America/New_York", 2026, 3, 6, 21), "2026-03-09", "09:00:00-04:00"),
+        ({"country": "US", "state": "NY"}, at("America/New_York", 2026, 2, 27, 21), "2026-03-02", "09:00:00-05:00"),
+        # EU: the fall-back Sunday (2026-10-25) in Berlin, from either side
+        ({"country": "DE"}, at("Europe/Berlin", 2026, 10, 23, 21), "2026-10-26", "09:00:00+01:00"),
+        ({"country": "DE"}, at("Europe/Berlin", 2026, 10, 16, 21), "2026-10-19", "09:00:00+02:00"),
+    ],
+)
+def test_the_unpod_schedule_on_both_sides_of_a_dst_change(settings, store, facts, now, calling_date, calling_time):
+    from lead_caller.policy import Planner
+
+    settings = dataclasses.replace(settings, calling_policy={"dedupe_by_phone": False})
+    planner = Planner(settings, store, clock=now.timestamp)
+
+    plan = planner.decide(lead("dst", phone="+12125550100", **facts))
+
+    assert plan.action == "call"
+    assert plan.message is not None
+    assert plan.message.routing["schedule"] == {
+        "type": "custom",
+        "calling_date": calling_date,
+        "calling_time": calling_time,
+    }
+    planned = datetime.fromisoformat(f"{calling_date}T{calling_time}")
+    assert plan.fields is not None
+    assert plan.fields["planned_at"] == planned.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert plan.fields["timezone_rule"] == "address"
