@@ -395,7 +395,7 @@ class Planner:
         if plan.action == "suppressed":
             self.store.mark_suppressed(message.lead_id, claim_id, plan.reason, plan.fields or {})
         elif plan.action == "rejected":
-            self.store.mark_failed(message.lead_id, claim_id, reason=plan.reason, error_kind="policy", rejected=True)
+            self.store.mark_policy_rejected(message.lead_id, claim_id, plan.reason, plan.fields or {})
         else:
             self.store.record_plan(message.lead_id, claim_id, plan.fields or {})
         return plan

@@ -315,6 +315,11 @@ class LeadStore:
             {**fields, "reason": reason, "error_kind": "suppressed", "call_state": "not_sent"},
         )
 
+    def mark_policy_rejected(self, lead_id: str, claim_id: str, reason: str, fields: Mapping[str, Any]) -> bool:
+        """The calling policy refused the lead (no consent, same number already called, no window)."""
+        values = {**fields, "reason": reason, "error_kind": "policy", "call_state": "not_sent"}
+        return self._set_claimed(lead_id, claim_id, REJECTED, values)
+
     def record_plan(self, lead_id: str, claim_id: str, fields: Mapping[str, Any]) -> bool:
         """Store the calling policy's fields (timezone, planned_at, plan_reason...) on a claimed lead."""
         return self._set_claimed(lead_id, claim_id, DISPATCHING, fields)

@@ -516,6 +516,7 @@ def test_the_same_person_through_two_records_is_called_once(dispatcher, sandbox,
     item = store.get(second.lead_id)
     assert item["status"] == "rejected"
     assert item["reason"] == ("duplicate: the same phone number was taken by lead generic#p-1 within the dedupe window")
+    assert (item["error_kind"], item["phone_hash"]) == ("policy", phone_hash("+15125550142"))
     claim = store.client.get_item(TableName=store.table_name, Key={"pk": {"S": "phone#" + phone_hash("+15125550142")}})
     assert claim["Item"]["lead_id"]["S"] == "generic#p-1"
     assert int(claim["Item"]["expires_at"]["N"]) > time.time()
