@@ -589,3 +589,45 @@ def test_the_unpod_schedule_on_both_sides_of_a_dst_change(settings, store, facts
     assert plan.fields is not None
     assert plan.fields["planned_at"] == planned.astimezone(UTC).isoformat().replace("+00:00", "Z")
     assert plan.fields["timezone_rule"] == "address"
+
+
+class RecordsEnricher:
+    """Our Enricher interface answering from a dict (the CRM clients are tested on their own)."""
+
+    def __init__(self, records: dict[str, dict[str, Any]]) -> None:
+        self.records = records
+
+    def fetch(self, credentials: Any, requests: Any) -> list[Any]:
+        from lead_caller.enrichment import Fetched
+
+        return [Fetched("ok", self.records[str(request["id"])]) for request in requests]
+
+
+def thin(record_id: str) -> LeadMessage:
+    return LeadMessage("hubspot", record_id, time.time(), None, {}, {"kind": "records", "id": record_id})
+
+
+def test_a_thin_events_record_gives_the_country_zone_and_opt_out(dispatcher, sandbox, store):
+    with_policy(dispatcher, enforce_hours=True, windows=["Mon-Sun 00:00-24:00"])
+    enricher = RecordsEnricher(
+        {
+            "1": {"firstname": "Asha", "phone": "98765 43210", "country": "India", "hs_timezone": "asia_slash_kolkata"},
+            "2": {"firstname": "Ravi", "phone": "98765 43211", "country": "IND", "do_not_call": "true"},
+        }
+    )
+    dispatcher.enrichers = {"records": enricher}
+
+    dispatcher.dispatch([record(thin("1")), record(thin("2"))])
+
+    [request] = sandbox.requests
+    assert [document["contact_number"] for document in request["json"]["documents"]] == ["+919876543210"]
+    called = store.get("hubspot#1")
+    assert called is not None
+    assert (called["timezone"], called["timezone_rule"], called["phone_region_rule"]) == (
+        "Asia/Kolkata",
+        "crm_field",
+        "country",
+    )
+    suppressed = store.get("hubspot#2")
+    assert suppressed is not None
+    assert (suppressed["status"], suppressed["reason"]) == ("suppressed", "suppressed: CRM opt-out (do_not_call)")
