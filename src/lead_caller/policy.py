@@ -122,12 +122,11 @@ class Window:
     days: frozenset[int]
     start: int
     end: int
+    span: str = ""  # the days as configured, e.g. "Mon-Fri" or "Fri-Mon"
 
     def text(self) -> str:
         """e.g. "Mon-Fri 09:00-20:00"."""
-        days = sorted(self.days)
-        span = DAYS[days[0]].title() + ("" if len(days) == 1 else "-" + DAYS[days[-1]].title())
-        return f"{span} {self.start // 60:02d}:{self.start % 60:02d}-{self.end // 60:02d}:{self.end % 60:02d}"
+        return f"{self.span} {self.start // 60:02d}:{self.start % 60:02d}-{self.end // 60:02d}:{self.end % 60:02d}"
 
 
 @dataclass(frozen=True)
@@ -215,7 +214,8 @@ def _parse_windows(raw: Any, where: str) -> tuple[Window, ...]:
             start, end = h1 * 60 + m1, h2 * 60 + m2
             if m1 > 59 or m2 > 59 or not 0 <= start < end <= 24 * 60:
                 raise ConfigError(f"{where}: {item!r}: start must be before end, within 00:00-24:00")
-            windows.append(Window(days, start, end))
+            span = first.title() if first == last else f"{first.title()}-{last.title()}"
+            windows.append(Window(days, start, end, span))
     return tuple(windows)
 
 

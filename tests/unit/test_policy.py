@@ -299,6 +299,20 @@ def test_an_opening_a_moment_away_is_pushed_into_the_future():
     assert local(opening, zone) == "2026-03-04T09:02:00-05:00"
 
 
+def test_a_window_across_the_weekend():
+    rules = policy(windows=["Fri-Mon 12:00-13:00"])
+    zone = "Europe/London"
+
+    assert [window.text() for window in rules.windows] == ["Fri-Mon 12:00-13:00"]
+    assert local(rules.next_opening(at(zone, 2026, 6, 2, 14, 0), [zone]), zone) == "2026-06-05T12:00:00+01:00"
+    assert local(rules.next_opening(at(zone, 2026, 6, 7, 14, 0), [zone]), zone) == "2026-06-08T12:00:00+01:00"
+
+
+def test_a_bad_route_policy_names_the_source():
+    with pytest.raises(ConfigError, match=r"SOURCE_ROUTING.zoho.calling_policy.windows"):
+        Settings.from_env({"SOURCE_ROUTING": json.dumps({"zoho": {"calling_policy": {"windows": "9-5"}}})})
+
+
 def test_no_window_within_the_horizon():
     rules = policy(windows=["Mon 09:00-10:00"], blackout_dates=["2026-03-09", "2026-03-16"])
 
