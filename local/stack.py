@@ -46,6 +46,7 @@ from local.outcome_loops import (
     with_agent_webhook_token,
 )
 from local.pipedrive_api import PipedriveApiStandIn
+from local.policy_demo import demo_environment
 from local.resources import REGION, LocalResources, create_resources, function_environment, reset_embedded_aws
 from local.salesforce_api import SalesforceApiStandIn
 from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET, LOCAL_WEBHOOK_SECRETS, sign_request
@@ -264,10 +265,12 @@ class LocalStack:
             max_receive_count=int(max_receive) if max_receive else None,
             crm_secret=crm_secret,
         )
+        demo = demo_environment()  # the calling-policy demo rule (local/policy_demo.py)
         overrides = {
             **LOCAL_OUTCOME_ENVIRONMENT,
             "UNPOD_BASE_URL": base_url,
             **crm_environment,
+            **demo,
             **dict(self.options.environment),
         }
         if self.options.public_url:

@@ -64,6 +64,8 @@ class Routing:
     context: str | None = None
     schedule: Mapping[str, Any] | None = None
     rules: tuple[RouteRule, ...] = ()
+    #: this route's calling-policy layer over CALLING_POLICY (policy.py, docs/calling-policy.md)
+    calling_policy: Mapping[str, Any] | None = None
 
     def for_record(self, record: Mapping[str, Any] | None) -> dict[str, Any]:
         """The overrides of the first rule that matches the record ({} when none does)."""
@@ -130,6 +132,8 @@ class Settings:
     max_call_attempts: int = 3
     #: wait before attempt 2, 3, ... (the last value repeats)
     recall_delays_seconds: tuple[int, ...] = (14_400, 86_400)
+    #: the stack's calling-policy layer over policy.DEFAULT_POLICY (env CALLING_POLICY)
+    calling_policy: Mapping[str, Any] = field(default_factory=dict)
 
     def routing_for(self, source: str) -> Routing:
         """The routing of a source, with the global defaults filled in."""
@@ -140,6 +144,7 @@ class Settings:
             context=override.context or self.default_context,
             schedule=override.schedule or self.default_schedule,
             rules=override.rules,
+            calling_policy=override.calling_policy,
         )
 
     @classmethod
@@ -213,6 +218,7 @@ class Settings:
             outcome_horizon_seconds=number("OUTCOME_HORIZON_SECONDS", defaults.outcome_horizon_seconds, int, 1),
             max_call_attempts=number("MAX_CALL_ATTEMPTS", defaults.max_call_attempts, int, 1),
             recall_delays_seconds=_delays(env, "RECALL_DELAYS_SECONDS", defaults.recall_delays_seconds),
+            calling_policy=_calling_policy(env),
         )
 
 
@@ -251,7 +257,7 @@ def _check_schedule(name: str, schedule: Mapping[str, Any]) -> None:
         raise ConfigError(f"{name} of type custom needs calling_date and calling_time")
 
 
-_ROUTE_KEYS = ("pilot", "space_token", "context", "schedule")
+_ROUTE_KEYS = ("pilot", "space_token", "context", "schedule", "calling_policy")
 
 
 def _route_values(values: Mapping[str, Any], where: str, allowed: set[str]) -> dict[str, Any]:
@@ -266,6 +272,10 @@ def _route_values(values: Mapping[str, Any], where: str, allowed: set[str]) -> d
         if not isinstance(schedule, dict):
             raise ConfigError(f"{where}.schedule must be an object")
         _check_schedule(f"{where}.schedule", schedule)
+    if values.get("calling_policy") is not None:
+        from lead_caller.policy import check_layer
+
+        check_layer(values["calling_policy"], f"{where}.calling_policy")
     return {key: values[key] for key in _ROUTE_KEYS if key in values}
 
 
@@ -316,8 +326,16 @@ def _source_routing(env: Mapping[str, str]) -> dict[str, Routing]:
             context=base.get("context"),
             schedule=base.get("schedule"),
             rules=rules,
+            calling_policy=base.get("calling_policy"),
         )
     return routing
+
+
+def _calling_policy(env: Mapping[str, str]) -> dict[str, Any]:
+    """CALLING_POLICY: the stack's calling-policy layer (validated; see docs/calling-policy.md)."""
+    from lead_caller.policy import check_layer
+
+    return check_layer(_json_object(env, "CALLING_POLICY", {}), "CALLING_POLICY")
 
 
 def _field_mappings(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:

@@ -145,9 +145,12 @@ def derived_record_id(phone_e164: str, email: str | None) -> str:
 
 
 def build_document(
-    source: str, raw: RawContact, default_region: str
+    source: str, raw: RawContact, default_region: str, region_rule: str | None = None
 ) -> tuple[ContactDocument | None, Rejection | None, str | None]:
-    """Validate and normalise a raw contact.
+    """Validate and normalise a raw contact (national numbers read in `default_region`).
+
+    `region_rule` says where that region came from, for the rejection message
+    ("country": the lead's own, "route", "default").
 
     Returns (document, None, record_id) when the lead can be called, or
     (None, rejection, record_id) when it cannot. record_id may be None when the
@@ -172,6 +175,11 @@ def build_document(
 
     if contact_number is None:
         reason = "missing" if not (_clean(raw.phone) or _clean(raw.alternate_phone)) else "not a valid phone number"
+        if reason != "missing":
+            origin = {"country": "the lead's country", "route": "the route's phone_region"}.get(
+                region_rule or "", "DEFAULT_PHONE_REGION"
+            )
+            reason += f" (a national number is read as {default_region}, from {origin})"
         return None, Rejection("contact_number", reason), record_id
     if not name:
         return None, Rejection("name", "missing"), record_id

@@ -31,6 +31,7 @@ from lead_caller.enrichment import Enricher, Fetched
 from lead_caller.leads import LeadMessage
 from lead_caller.mapping import FieldMapping
 from lead_caller.observability import logger, metrics, redact
+from lead_caller.policy import Planner, read_facts
 from lead_caller.secrets import SecretError
 from lead_caller.sources import compile_mappings
 from lead_caller.store import Claim, LeadStore
@@ -114,7 +115,7 @@ class Dispatcher:
             if lead.claim.needs_reconcile and self._reconcile(lead, credentials, lookups, result):
                 continue
             unsettled.append(lead)
-        to_send = self._enrich(unsettled, result)
+        to_send = self._apply_policy(self._enrich(unsettled, result), result)
 
         groups: dict[RouteKey, list[_Lead]] = {}
         for lead in to_send:
@@ -228,13 +229,29 @@ class Dispatcher:
             return None
         raw = self.mappings[source].apply(fetched.record)
         raw.record_id = lead.message.record_id
-        document, rejection, _ = build_document(source, raw, self.settings.default_phone_region)
+        routing = {**self.settings.routing_for(source).for_record(fetched.record), **lead.message.routing}
+        facts = read_facts(self.settings, source, fetched.record, routing)
+        document, rejection, _ = build_document(source, raw, facts["phone_region"], facts["phone_region_rule"])
         if document is None:
             self._reject(lead, str(rejection), "invalid_contact")
             return None
-        routing = {**self.settings.routing_for(source).for_record(fetched.record), **lead.message.routing}
-        lead.message = dataclasses.replace(lead.message, document=document, routing=routing)
+        lead.message = dataclasses.replace(lead.message, document=document, routing=routing, facts=facts)
         return lead
+
+    def _apply_policy(self, leads: list[_Lead], result: BatchResult) -> list[_Lead]:
+        """Calling policy (policy.py): record suppressed/rejected leads; the others get their schedule."""
+        planner, ready = Planner(self.settings, self.store), []
+        for lead in leads:
+            try:
+                plan = planner.plan(lead.message, lead.record.message_id)
+            except (ClientError, BotoCoreError) as error:
+                self._give_up_or_retry(lead, "transient", f"calling policy: {type(error).__name__}", result)
+                continue
+            logger.info("calling policy", extra={"lead_id": lead.message.lead_id, "action": plan.action})
+            if plan.message is not None:
+                lead.message = plan.message
+                ready.append(lead)
+        return ready
 
     def _reject(self, lead: _Lead, reason: str, error_kind: str, rejected: bool = True) -> None:
         logger.info("lead not callable", extra={"lead_id": lead.message.lead_id, "error_kind": error_kind})

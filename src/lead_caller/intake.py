@@ -24,6 +24,7 @@ from lead_caller.contacts import build_document
 from lead_caller.leads import LeadMessage, lead_id_of
 from lead_caller.mapping import FieldMapping
 from lead_caller.observability import logger, metrics
+from lead_caller.policy import consent_rejection, read_facts
 from lead_caller.queue import LeadQueue, QueueError
 from lead_caller.secrets import SecretError
 from lead_caller.sources import compile_mappings, get_source
@@ -110,12 +111,17 @@ class Intake:
         raw = self.mappings[source.name].apply(lead.record)
         if lead.record_id and not raw.record_id:
             raw.record_id = lead.record_id
-        document, rejection, record_id = build_document(source.name, raw, self.settings.default_phone_region)
+        routing = self.settings.routing_for(source.name).for_record(lead.record)
+        facts = read_facts(self.settings, source.name, lead.record, routing)  # the lead's country, opt-out...
+        region, region_rule = facts["phone_region"], facts["phone_region_rule"]
+        document, rejection, record_id = build_document(source.name, raw, region, region_rule)
         if document is None or rejection is not None:
             return None, str(rejection), record_id
+        no_consent = consent_rejection(self.settings, source.name, facts, routing)
+        if no_consent:
+            return None, no_consent, record_id
         assert record_id is not None
-        routing = self.settings.routing_for(source.name).for_record(lead.record)
-        return LeadMessage(source.name, record_id, received_at, document, routing), None, record_id
+        return LeadMessage(source.name, record_id, received_at, document, routing, facts=facts), None, record_id
 
     def _accept(self, source: Source, request: WebhookRequest, leads: list[ParsedLead]) -> Reply:
         try:

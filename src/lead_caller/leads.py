@@ -34,6 +34,8 @@ class LeadMessage:
     enrichment: Mapping[str, Any] | None = None
     #: which call attempt this message asks for: 1 = first call, k+1 = a re-call sent by the poller
     attempt: int = 1
+    #: what the calling policy read from the CRM record (policy.read_facts): country, state, ...
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def document_id(self) -> str:
@@ -57,6 +59,7 @@ class LeadMessage:
                 "routing": dict(self.routing),
                 "enrichment": dict(self.enrichment) if self.enrichment else None,
                 "attempt": self.attempt,
+                "facts": dict(self.facts),
             },
             separators=(",", ":"),
         )
@@ -76,6 +79,7 @@ class LeadMessage:
                 routing=dict(data.get("routing") or {}),
                 enrichment=dict(data["enrichment"]) if data.get("enrichment") else None,
                 attempt=max(1, int(data.get("attempt") or 1)),
+                facts=dict(data.get("facts") or {}),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"lead message is incomplete: {error}") from None

@@ -39,8 +39,9 @@ REJECTED = "rejected"
 DISPATCHING = "dispatching"
 CALL_REQUESTED = "call_requested"
 FAILED = "failed"
+SUPPRESSED = "suppressed"
 #: statuses after which a new delivery of the same record may be tried again
-RETRYABLE_STATUSES = (REJECTED, FAILED)
+RETRYABLE_STATUSES = (REJECTED, FAILED, SUPPRESSED)
 # Call outcomes (docs/lifecycle.md): statuses after call_requested and their ranks.
 IN_PROGRESS = "in_progress"
 OUTCOME_UNKNOWN = "outcome_unknown"
@@ -201,9 +202,13 @@ class LeadStore:
             self.client.put_item(
                 TableName=self.table_name,
                 Item=_values(values),
-                ConditionExpression="attribute_not_exists(pk) OR #s IN (:rejected, :failed) OR dedupe_until < :now",
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR #s IN (:rejected, :failed, :suppressed) OR dedupe_until < :now"
+                ),
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_values({":rejected": REJECTED, ":failed": FAILED, ":now": int(now)}),
+                ExpressionAttributeValues=_values(
+                    {":rejected": REJECTED, ":failed": FAILED, ":suppressed": SUPPRESSED, ":now": int(now)}
+                ),
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -221,10 +226,16 @@ class LeadStore:
             guard = {":recall_pending": RECALL_PENDING, ":previous_attempt": message.attempt - 1}
         else:
             condition = (
-                "attribute_not_exists(pk) OR #s IN (:rejected, :failed) "
+                "attribute_not_exists(pk) OR #s IN (:rejected, :failed, :suppressed) "
                 "OR (dedupe_until < :now AND #s <> :recall_pending)"
             )
-            guard = {":rejected": REJECTED, ":failed": FAILED, ":now": int(now), ":recall_pending": RECALL_PENDING}
+            guard = {
+                ":rejected": REJECTED,
+                ":failed": FAILED,
+                ":suppressed": SUPPRESSED,
+                ":now": int(now),
+                ":recall_pending": RECALL_PENDING,
+            }
         try:
             response = self.client.update_item(
                 TableName=self.table_name,
@@ -358,6 +369,73 @@ class LeadStore:
         if http_status is not None:
             values["unpod_status"] = http_status
         return self._finish(lead_id, claim_id, REJECTED if rejected else FAILED, values)
+
+    def mark_suppressed(self, lead_id: str, claim_id: str, reason: str, fields: Mapping[str, Any]) -> bool:
+        """The lead is on the do-not-call list or opted out in its CRM: never called (policy.py)."""
+        return self._set_claimed(
+            lead_id,
+            claim_id,
+            SUPPRESSED,
+            {**fields, "reason": reason, "error_kind": "suppressed", "call_state": "not_sent"},
+        )
+
+    def mark_policy_rejected(self, lead_id: str, claim_id: str, reason: str, fields: Mapping[str, Any]) -> bool:
+        """The calling policy refused the lead (no consent, same number already called, no window)."""
+        values = {**fields, "reason": reason, "error_kind": "policy", "call_state": "not_sent"}
+        return self._set_claimed(lead_id, claim_id, REJECTED, values)
+
+    def record_plan(self, lead_id: str, claim_id: str, fields: Mapping[str, Any]) -> bool:
+        """Store the calling policy's fields (timezone, planned_at, plan_reason...) on a claimed lead."""
+        return self._set_claimed(lead_id, claim_id, DISPATCHING, fields)
+
+    def _set_claimed(self, lead_id: str, claim_id: str, status: str, fields: Mapping[str, Any]) -> bool:
+        """Like _finish, with every field name aliased (`timezone` is a DynamoDB reserved word)."""
+        names = {"#s": "status", **{f"#f{index}": key for index, key in enumerate(fields)}}
+        values = {f":v{index}": value for index, value in enumerate(fields.values())}
+        sets = ", ".join(f"#f{index} = :v{index}" for index in range(len(fields)))
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": lead_id}},
+                UpdateExpression=f"SET #s = :status, updated_at = :now_iso{', ' + sets if sets else ''}",
+                ConditionExpression="claim_id = :claim AND #s = :dispatching",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_values(
+                    {
+                        **values,
+                        ":status": status,
+                        ":now_iso": iso(self.clock()),
+                        ":claim": claim_id,
+                        ":dispatching": DISPATCHING,
+                    }
+                ),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def claim_phone(self, digest: str, lead_id: str, until: int) -> str | None:
+        """Claim a phone number (by hash) for one lead until `until` (epoch s, also the TTL).
+
+        None when this lead holds it now; else the lead id holding it within its window.
+        """
+        now = self.clock()
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=_values({"pk": f"phone#{digest}", "lead_id": lead_id, "expires_at": until}),
+                ConditionExpression="attribute_not_exists(pk) OR lead_id = :lead OR expires_at < :now",
+                ExpressionAttributeValues=_values({":lead": lead_id, ":now": int(now)}),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                holder = _item(error.response.get("Item"))  # type: ignore[arg-type]
+                return str(holder.get("lead_id") or "another lead")
+            raise
+        return None
 
     def by_status(self, status: str, limit: int = 50) -> list[dict[str, Any]]:
         """Leads with a status, most recently updated first (GSI by_status)."""

@@ -25,12 +25,16 @@ def _isolated_environment() -> None:
     """Overrides the unit-test fixture: the stack owns the environment here."""
 
 
+NO_PHONE_DEDUPE = '{"dedupe_by_phone": false}'
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
     options = StackOptions(
         port=0,
         retry_delay_seconds=1,
-        environment={"UNPOD_READ_TIMEOUT": "1.0", "MAX_RECEIVE_COUNT": "3"},
+        # many records share Maria's number here: one call per phone number is tested in test_policy.py
+        environment={"UNPOD_READ_TIMEOUT": "1.0", "MAX_RECEIVE_COUNT": "3", "CALLING_POLICY": NO_PHONE_DEDUPE},
     )
     with LocalStack(options) as running:
         yield running

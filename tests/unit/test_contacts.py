@@ -174,7 +174,8 @@ def test_phone_is_required(phone: str | None, alternate: str | None) -> None:
 
 def test_invalid_phone_is_rejected_with_reason() -> None:
     rejection, record_id = build_rejected(full_raw(phone="12345", alternate_phone="not a number"))
-    assert (rejection.field, rejection.reason) == ("contact_number", "not a valid phone number")
+    assert rejection.field == "contact_number"
+    assert rejection.reason == "not a valid phone number (a national number is read as US, from DEFAULT_PHONE_REGION)"
     assert record_id == "zap-lead-20260101-0001"
 
 
@@ -217,7 +218,7 @@ def test_phone_uses_default_region_argument() -> None:
     document, _ = build_ok(full_raw(phone="020 7946 0018", alternate_phone=None), region="GB")
     assert document.contact_number == "+442079460018"
     rejection, _ = build_rejected(full_raw(phone="020 7946 0018", alternate_phone=None), region="US")
-    assert rejection.reason == "not a valid phone number"
+    assert rejection.reason == "not a valid phone number (a national number is read as US, from DEFAULT_PHONE_REGION)"
 
 
 # --- build_document: email ------------------------------------------------------------------

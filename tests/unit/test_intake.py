@@ -170,7 +170,10 @@ def test_some_invalid_leads_get_2xx_with_a_result_per_lead_and_are_recorded(inta
     assert [(r["status"], r.get("reason")) for r in body["results"]] == [
         ("queued", None),
         ("rejected", "contact_number: missing"),
-        ("rejected", "contact_number: not a valid phone number"),
+        (
+            "rejected",
+            "contact_number: not a valid phone number (a national number is read as US, from DEFAULT_PHONE_REGION)",
+        ),
     ]
     assert [m.record_id for m in queued(settings)] == ["zap-lead-20260101-0001"]
     item = store.get("generic#no-phone")

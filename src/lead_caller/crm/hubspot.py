@@ -55,6 +55,7 @@ STANDARD_PROPERTIES: tuple[str, ...] = (
     "lifecyclestage",
     "hs_object_id",
     "hs_merged_object_ids",
+    "hs_timezone",  # the calling policy's time zone (policy.py)
 )
 NOT_FOUND = "OBJECT_NOT_FOUND"
 _TOKEN = re.compile(r"[\x21-\x7e]+")  # what an HTTP header value may carry; a pasted newline is refused
