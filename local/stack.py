@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -740,17 +741,28 @@ def lead_rows(stack: LocalStack) -> list[dict[str, str]]:
                     "source": str(lead.get("source", "")),
                     "record": str(lead.get("record_id", "")),
                     "status": str(lead.get("status", "")),
-                    "reason": str(lead.get("reason") or lead.get("plan_reason") or ""),
+                    "reason": _row_reason(lead),
                 }
             )
     rows.sort(key=lambda row: (row["source"], row["record"]))
     return rows
 
 
+def _row_reason(lead: Mapping[str, Any]) -> str:
+    """Why a lead is where it is: the refusal, the call's result and attempt, or the calling plan."""
+    if lead.get("reason"):
+        return str(lead["reason"])
+    attempt = lead.get("call_attempt")
+    if lead.get("status") in ("completed", "no_answer", "busy", "voicemail", "call_failed", "recall_pending"):
+        result = lead.get("outcome") or lead.get("call_status") or ""
+        return f"attempt {attempt}" + (f": {result}" if result else "")
+    return str(lead.get("plan_reason") or "")
+
+
 def summary_table(rows: Sequence[Mapping[str, str]]) -> list[str]:
     """The leads as an aligned text table (reasons cut to 70 characters)."""
     header = {"source": "SOURCE", "record": "RECORD", "status": "STATUS", "reason": "REASON"}
-    table = [header, *({**row, "reason": _cut(row["reason"], 70)} for row in rows)]
+    table = [header, *({**row, "reason": _cut(row["reason"], 100)} for row in rows)]
     widths = {key: max(len(row[key]) for row in table) for key in ("source", "record", "status")}
     return [
         f"{row['source']:<{widths['source']}}  {row['record']:<{widths['record']}}  "
@@ -813,9 +825,13 @@ OPEN_STATUSES = ("dispatching", "call_requested", "in_progress", "recall_pending
 
 
 def open_leads(stack: LocalStack) -> list[str]:
-    """Lead ids whose call has not reached a final outcome yet (by_status index, like the poller)."""
+    """Lead ids whose call has not reached a final outcome yet (by_status index, like the poller).
+
+    A call planned for later (a custom schedule outside calling hours) is not waited for.
+    """
     assert stack.resources is not None
     dynamodb = stack.client("dynamodb")
+    now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
     found: list[str] = []
     for status in OPEN_STATUSES:
         response = dynamodb.query(
@@ -825,7 +841,12 @@ def open_leads(stack: LocalStack) -> list[str]:
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":s": {"S": status}},
         )
-        found.extend(item["pk"]["S"] for item in response.get("Items", []))
+        for item in response.get("Items", []):
+            lead = stack.lead(item["pk"]["S"]) or {}
+            planned = str(lead.get("planned_at") or "")
+            if status == "call_requested" and planned[:19] > now:
+                continue
+            found.append(item["pk"]["S"])
     return found
 
 
@@ -1117,6 +1138,8 @@ def logs_to(log_file: Path | None) -> Iterator[Any]:
 def main(argv: list[str] | None = None) -> int:
     """Start the stack, run the demo (sandbox only, unless --demo), serve until Ctrl-C."""
     args = parse_args(argv)
+    # Powertools warns when an invocation published no metric (a duplicate, a test delivery): noise here.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     try:
         config = _load_config(args.config)
         options = options_from(args, config)

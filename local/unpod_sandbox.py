@@ -158,6 +158,19 @@ def _schedule_error(schedule: object) -> str | None:
     return None
 
 
+def _seconds_until(schedule: object) -> float:
+    """How long until a custom schedule's calling time (0 for now/auto or anything unreadable)."""
+    if not isinstance(schedule, dict) or schedule.get("type") != "custom":
+        return 0.0
+    try:
+        when = datetime.fromisoformat(f"{schedule.get('calling_date')}T{schedule.get('calling_time')}")
+    except (TypeError, ValueError):
+        return 0.0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_IST)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
 def _paginate(items: list[JSONDict], query: Mapping[str, list[str]]) -> list[JSONDict]:
     """Slice ``items`` by the ``page`` / ``page_size`` query parameters."""
     try:
@@ -541,9 +554,15 @@ class UnpodSandbox(StandInServer[Fault]):
         if not sim.enabled:
             return
         for task in tasks:
+            # A custom schedule is called at its time, like Unpod does: the task waits as "scheduled".
+            wait = _seconds_until(task.get("schedule"))
+            if wait > 0:
+                task["status"] = "scheduled"
             outcome = sim.next_outcome(str(task.get("ref_id") or ""))
-            halfway = threading.Timer(sim.delay_seconds / 2, self._progress, (task["task_id"], "in_progress", None))
-            final = threading.Timer(sim.delay_seconds, self._progress, (task["task_id"], "final", outcome))
+            halfway = threading.Timer(
+                wait + sim.delay_seconds / 2, self._progress, (task["task_id"], "in_progress", None)
+            )
+            final = threading.Timer(wait + sim.delay_seconds, self._progress, (task["task_id"], "final", outcome))
             for timer in (halfway, final):
                 timer.daemon = True
                 with self._lock:
