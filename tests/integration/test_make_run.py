@@ -50,7 +50,14 @@ def test_make_run_starts_everything_sends_the_samples_and_shows_the_outcome(tmp_
     assert re.search(r"^SOURCE +RECORD +STATUS +REASON$", out, re.MULTILINE)
     # the sandbox's simulated calls end (agent webhook, re-calls): no lead is left open
     assert re.search(r"^generic +web-1001 +completed", out, re.MULTILINE)
-    assert not re.search(r" (dispatching|call_requested|in_progress|recall_pending) ", out)
+    # the sandbox's calls end (agent webhook, re-calls): the only open lead is the one planned for later
+    open_rows = re.findall(
+        r"^\S+ +\S+ +(?:dispatching|call_requested|in_progress|recall_pending) .*$", out, re.MULTILINE
+    )
+    assert len(open_rows) == 1, open_rows
+    assert "outside calling hours" in open_rows[0]
+    assert re.search(r"^generic +zap-lead-20260101-0008 +suppressed ", out, re.MULTILINE)
+    assert re.search(r" attempt [23]: ", out)  # re-called after no answer / busy
     assert re.search(r"^generic +web-1003 +rejected +contact_number: missing$", out, re.MULTILINE)
     assert '{"level"' not in out  # the JSON logs went to the file the banner names
     assert f"JSON logs:     {log_file}" in out
