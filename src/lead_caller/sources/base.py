@@ -73,6 +73,8 @@ def load_json(body: bytes, expected: str) -> Any:
         raise PayloadError(f"the body is not valid JSON: {error.msg} (line {error.lineno})") from None
     except RecursionError:
         raise PayloadError("the body is nested too deeply") from None
+    except ValueError as error:  # e.g. an integer of more than 4,300 digits (sys.get_int_max_str_digits)
+        raise PayloadError(f"the body holds a value JSON cannot be read as: {str(error)[:80]}") from None
 
 
 @dataclass
