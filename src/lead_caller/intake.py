@@ -22,7 +22,7 @@ from lead_caller.contacts import build_document
 from lead_caller.leads import LeadMessage, lead_id_of
 from lead_caller.mapping import FieldMapping
 from lead_caller.observability import logger, metrics
-from lead_caller.queue import LeadQueue, QueueError
+from lead_caller.queue import LeadQueue, QueueError, oversize_problem
 from lead_caller.secrets import SecretError
 from lead_caller.sources import compile_mappings, get_source
 from lead_caller.sources.base import (
@@ -33,6 +33,7 @@ from lead_caller.sources.base import (
     Reply,
     Source,
     WebhookRequest,
+    record_id_problem,
 )
 
 
@@ -88,10 +89,13 @@ class Intake:
     ) -> tuple[LeadMessage | None, str | None, str | None]:
         """(message, rejection reason, record id) of one parsed lead."""
         if lead.record is None:  # a thin event: the dispatcher fetches the record
-            if not lead.record_id or not lead.enrichment:
-                return None, "id: the event names no record", None
+            problem = record_id_problem(lead.record_id) if lead.enrichment else "the event names no record"
+            if problem is not None:
+                return None, f"id: {problem}", None
+            assert lead.record_id is not None
+            assert lead.enrichment is not None
             message = LeadMessage(source.name, lead.record_id, received_at, None, {}, lead.enrichment)
-            return message, None, lead.record_id
+            return self._sized(message)
         raw = self.mappings[source.name].apply(lead.record)
         if lead.record_id and not raw.record_id:
             raw.record_id = lead.record_id
@@ -100,7 +104,15 @@ class Intake:
             return None, str(rejection), record_id
         assert record_id is not None
         routing = self.settings.routing_for(source.name).for_record(lead.record)
-        return LeadMessage(source.name, record_id, received_at, document, routing), None, record_id
+        return self._sized(LeadMessage(source.name, record_id, received_at, document, routing))
+
+    @staticmethod
+    def _sized(message: LeadMessage) -> tuple[LeadMessage | None, str | None, str | None]:
+        """The message, or its rejection when it cannot be queued as one SQS message (queue.py)."""
+        problem = oversize_problem(message)
+        if problem is not None:
+            return None, problem, message.record_id
+        return message, None, message.record_id
 
     def _accept(self, source: Source, request: WebhookRequest, leads: list[ParsedLead]) -> Reply:
         try:

@@ -45,7 +45,7 @@ def _forms(value: str) -> set[str]:
 
 def register_secrets(*values: Any) -> None:
     """Remember credential values so that logs and stored texts never show them."""
-    global _secrets  # noqa: PLW0603 - one registry per process, read far more often than written
+    global _secrets
     fresh = {form for value in values if isinstance(value, str) for form in _forms(value.strip())}
     fresh = {form for form in fresh if len(form) >= MIN_SECRET_LENGTH}
     if fresh <= _secrets:

@@ -192,9 +192,7 @@ class UnpodClient:
         raw_space = space_token or credentials.space_token
         space = quote(raw_space, safe="")
         try:
-            runs = self._get_json(
-                credentials, f"/spaces/{space}/runs/", {"page": 1, "page_size": max_runs}, raw_space
-            )
+            runs = self._get_json(credentials, f"/spaces/{space}/runs/", {"page": 1, "page_size": max_runs}, raw_space)
             for run in _data_list(runs):
                 created = _parse_time(run.get("created"))
                 if created is not None and since is not None and created < since:

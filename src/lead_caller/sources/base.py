@@ -8,6 +8,7 @@ A source decides three things for its sender: is the request authentic
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -57,6 +58,23 @@ class PayloadError(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+#: A record id as it may be queued and keyed (`<source>#<record id>` in DynamoDB, whose keys stop at
+#: 2,048 bytes): 1-128 ASCII letters, digits and `._:+-`, the same rule as contacts.build_document.
+RECORD_ID = re.compile(r"[A-Za-z0-9._:+\-]{1,128}")
+MAX_RECORD_ID_LENGTH = 128
+
+
+def record_id_problem(record_id: str | None) -> str | None:
+    """Why a record id cannot be queued (None when it can): every source's ids pass here before queueing."""
+    if not record_id:
+        return "the event names no record"
+    if len(record_id) > MAX_RECORD_ID_LENGTH:
+        return f"record id must be at most {MAX_RECORD_ID_LENGTH} characters, got {len(record_id)}"
+    if not RECORD_ID.fullmatch(record_id):
+        return "record id must be 1-128 letters, digits or ._:+-"
+    return None
 
 
 def load_json(body: bytes, expected: str) -> Any:
