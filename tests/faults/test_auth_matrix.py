@@ -5,9 +5,10 @@ unsigned, tampered (body changed after signing, or the credential header
 altered), wrong secret, stale (signed 10 minutes ago: Standard Webhooks and
 HubSpot v3, the schemes with a timestamp), wrong URL (sent to another
 source's route; for HubSpot v3 also signed for another URL) and replayed (the
-authentic request again, a moment later and 10 minutes later). Figures per source: forged requests accepted -> 0; calls caused
-by replays -> 0 (schemes without a timestamp cannot tell a replay from a
-redelivery at the door, so a replay must at least never call the lead again).
+authentic request again, a moment later and 10 minutes later). Figures per
+source: forged requests accepted -> 0; calls caused by replays -> 0 (schemes
+without a timestamp cannot tell a replay from a redelivery at the door, so a
+replay must at least never call the lead again).
 """
 
 from __future__ import annotations
