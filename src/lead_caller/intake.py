@@ -103,6 +103,8 @@ class Intake:
         if document is None or rejection is not None:
             return None, str(rejection), record_id
         assert record_id is not None
+        if lead.enrichment is not None:  # valid, but completed in the dispatch path (e.g. a company name)
+            return self._sized(LeadMessage(source.name, record_id, received_at, None, {}, lead.enrichment))
         routing = self.settings.routing_for(source.name).for_record(lead.record)
         return self._sized(LeadMessage(source.name, record_id, received_at, document, routing))
 

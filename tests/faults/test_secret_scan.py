@@ -107,7 +107,12 @@ def webhooks(intake: Any) -> list[int]:
 
 def dispatches(settings: Settings, store: LeadStore, unpod: UnpodSandbox, hubspot: Any, pipedrive: Any) -> None:
     """Unpod failing in every way the dispatcher records, and enrichment failing."""
-    enrich_options = {"connect_timeout": 0.5, "read_timeout": 1.0, "max_retries": 0, "backoff_factor": 0.01}
+    enrich_options: dict[str, Any] = {
+        "connect_timeout": 0.5,
+        "read_timeout": 1.0,
+        "max_retries": 0,
+        "backoff_factor": 0.01,
+    }
     dispatcher = Dispatcher(
         settings,
         store,
