@@ -18,6 +18,7 @@ it is written, and `redact` masks them in anything stored (a lead's `reason`,
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -88,7 +89,38 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
         return mask_secrets(super().serialize(log))
 
 
+class RedactingFilter(logging.Filter):
+    """Masks registered secrets in a record's message and string extras, before any handler sees it
+    (Powertools' own, the Lambda runtime's, a test's capture)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask in place; never drops a record."""
+        if not _secrets:
+            return True
+        if record.args:
+            record.msg, record.args = record.getMessage(), None
+        if isinstance(record.msg, str):
+            record.msg = mask_secrets(record.msg)
+        for key, value in list(record.__dict__.items()):
+            if key not in _RECORD_ATTRIBUTES and isinstance(value, (str, list, dict)):
+                record.__dict__[key] = _masked(value)
+        return True
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    return value
+
+
+_RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
 logger = Logger(service="lead-caller", logger_formatter=RedactingFormatter())
+logging.getLogger(logger.name).addFilter(RedactingFilter())
 metrics = Metrics(namespace="LeadCaller", service="lead-caller")
 tracer = Tracer(service="lead-caller")
 
