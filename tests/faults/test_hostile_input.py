@@ -10,6 +10,7 @@ fixed seed; FAULTS_PROFILE=full draws hundreds.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -209,3 +210,57 @@ def test_hostile_bodies_never_answer_5xx_raise_or_queue(source, settings, record
     assert tally.requests >= min(EXAMPLES, 10)
     queued_ids = [body[:200] for body in drain(settings)]
     assert all(figure.on_target for figure in figures), (tally.failures or tally.first_failure, queued_ids)
+
+
+AUTH_HEADERS = [
+    "authorization",
+    "x-api-key",
+    "x-zoho-token",
+    "x-hubspot-signature",
+    "x-hubspot-signature-v3",
+    "x-hubspot-request-timestamp",
+    "x-hubspot-signature-version",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+]
+header_text = st.text(max_size=60) | st.sampled_from(
+    ["\ud800", "Bearer \udfff", "Basic \ud800", "Basic ====", "v1,\x00", "v2", "v1", "9" * 30, "é" * 100]
+)
+
+
+@pytest.mark.parametrize("source", list(STRATEGIES))
+def test_hostile_headers_and_urls_never_answer_5xx_or_authenticate(source, settings, record_figure):
+    intake = build_intake(settings)
+    tally = Tally()
+    accepted: list[int] = []
+    _, content_type = STRATEGIES[source]
+    body = (
+        b'{"id": "h-1", "name": "Hostile Headers", "phone": "+1 512 555 0142"}'
+        if source != "salesforce"
+        else soap("<Notification><sObject><Id>00Q5f00000Lk9XyEAJ</Id></sObject></Notification>", org="00D5f000005KcCo")
+    )
+
+    @HYPOTHESIS
+    @given(headers=st.dictionaries(st.sampled_from(AUTH_HEADERS), header_text, max_size=4), query=header_text)
+    def send(headers: dict[str, str], query: str) -> None:
+        built = request(source, body, content_type, **{"authorization": "", "x-api-key": "", "x-zoho-token": ""})
+        hostile = dataclasses.replace(
+            built,
+            headers={**built.headers, **headers},
+            query=query,
+            public_url=built.public_url + "?" + query,
+        )
+        reply = tally.run(intake, hostile)
+        if reply is not None and reply.status < 300:
+            accepted.append(reply.status)
+
+    send()
+    queued = queued_count(settings)
+    case = f"hostile headers {source}"
+    figures = [
+        record_figure(case, "5xx answers", tally.server_errors, "0", tally.server_errors == 0),
+        record_figure(case, "unhandled exceptions", tally.exceptions, "0", tally.exceptions == 0),
+        record_figure(case, "accepted or queued", len(accepted) + queued, "0", not accepted and queued == 0),
+    ]
+    assert all(figure.on_target for figure in figures), (tally.failures or tally.first_failure, accepted)

@@ -77,6 +77,15 @@ def record_id_problem(record_id: str | None) -> str | None:
     return None
 
 
+def text_bytes(text: str) -> bytes:
+    """UTF-8 bytes of request text (a header, the URL) for signing and comparing: never raises.
+
+    A lone surrogate cannot come from a real sender; it is kept as its own bytes, so it simply
+    does not match (401) instead of failing to encode (500).
+    """
+    return text.encode("utf-8", "surrogatepass")
+
+
 def load_json(body: bytes, expected: str) -> Any:
     """Parse a JSON body; PayloadError naming the problem (and what was `expected`) otherwise."""
     if not body.strip():

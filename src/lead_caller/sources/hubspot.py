@@ -63,6 +63,7 @@ from lead_caller.sources.base import (
     Source,
     WebhookRequest,
     load_json,
+    text_bytes,
 )
 
 ENRICHMENT_KIND = "hubspot_contact"
@@ -183,7 +184,8 @@ def verify_v3(client_secret: str, request: WebhookRequest) -> None:
         raise AuthenticationError("v3: the timestamp is older than 5 minutes")
     if age_ms < -SIGNATURE_TOLERANCE_MS:
         raise AuthenticationError("v3: the timestamp is in the future")
-    source = request.method.upper().encode() + hubspot_uri(request.public_url).encode() + request.body + stamp.encode()
+    uri = text_bytes(hubspot_uri(request.public_url))
+    source = text_bytes(request.method.upper()) + uri + request.body + stamp.encode()
     expected = base64.b64encode(hmac.new(client_secret.encode(), source, hashlib.sha256).digest()).decode()
     if not _same(expected, request.headers.get("x-hubspot-signature-v3", "")):
         raise AuthenticationError("v3: signature mismatch")
@@ -191,7 +193,7 @@ def verify_v3(client_secret: str, request: WebhookRequest) -> None:
 
 def verify_v2(client_secret: str, request: WebhookRequest) -> None:
     """X-HubSpot-Signature v2 (workflows): hex SHA-256(secret + method + URI + body), URI exactly as sent."""
-    source = client_secret.encode() + request.method.upper().encode() + request.public_url.encode() + request.body
+    source = client_secret.encode() + text_bytes(request.method.upper()) + text_bytes(request.public_url) + request.body
     if not _same(hashlib.sha256(source).hexdigest(), request.headers.get("x-hubspot-signature", "").lower()):
         raise AuthenticationError("v2: signature mismatch")
 
