@@ -7,6 +7,7 @@ naming the variable when a value cannot be parsed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -22,6 +23,20 @@ DEFAULT_CONTEXT = (
     "Call this new lead, introduce yourself on behalf of our sales team, "
     "understand what they need and offer to book a meeting."
 )
+
+
+def space_ref(space_token: str) -> str:
+    """A stand-in for a space token in stored items: the token is a credential, its hash is not."""
+    return "sha256:" + hashlib.sha256(space_token.encode()).hexdigest()[:24]
+
+
+def stored_routing(routing: Mapping[str, Any]) -> dict[str, Any]:
+    """A lead's routing as stored in its item: the space token replaced by its `space_ref`."""
+    stored = dict(routing)
+    token = stored.pop("space_token", None)
+    if token:
+        stored["space_ref"] = space_ref(str(token))
+    return stored
 
 
 class ConfigError(ValueError):
@@ -134,6 +149,20 @@ class Settings:
     recall_delays_seconds: tuple[int, ...] = (14_400, 86_400)
     #: the stack's calling-policy layer over policy.DEFAULT_POLICY (env CALLING_POLICY)
     calling_policy: Mapping[str, Any] = field(default_factory=dict)
+
+    def space_for(self, routing: Mapping[str, Any], default: str) -> str:
+        """The space token of a stored routing (`stored_routing`): a configured token with that
+        `space_ref`, else `default` (the Unpod secret's space)."""
+        if routing.get("space_token"):
+            return str(routing["space_token"])
+        wanted = routing.get("space_ref")
+        if wanted:
+            for route in self.source_routing.values():
+                overrides = [route.space_token, *(rule.overrides.get("space_token") for rule in route.rules)]
+                for token in overrides:
+                    if token and space_ref(str(token)) == wanted:
+                        return str(token)
+        return default
 
     def routing_for(self, source: str) -> Routing:
         """The routing of a source, with the global defaults filled in."""

@@ -168,8 +168,9 @@ class Dispatcher:
                 space = self._route(lead.message, credentials).space_token
                 lookups[document_id] = self.client.find_task(credentials, document_id, since, space)
         except UnpodLookupError as error:
-            logger.warning("reconcile failed", extra={"lead_id": lead.message.lead_id, "error": str(error)})
-            self._give_up_or_retry(lead, "unknown", f"outcome unknown and Unpod unreachable: {error}", result)
+            detail = redact(str(error))
+            logger.warning("reconcile failed", extra={"lead_id": lead.message.lead_id, "error": detail})
+            self._give_up_or_retry(lead, "unknown", f"outcome unknown and Unpod unreachable: {detail}", result)
             return True
         found = lookups[document_id]
         if found is None:

@@ -25,7 +25,7 @@ from lead_caller.leads import LeadMessage, lead_id_of
 from lead_caller.mapping import FieldMapping
 from lead_caller.observability import logger, metrics
 from lead_caller.policy import consent_rejection, read_facts
-from lead_caller.queue import LeadQueue, QueueError
+from lead_caller.queue import LeadQueue, QueueError, oversize_problem
 from lead_caller.secrets import SecretError
 from lead_caller.sources import compile_mappings, get_source
 from lead_caller.sources.base import (
@@ -36,6 +36,7 @@ from lead_caller.sources.base import (
     Reply,
     Source,
     WebhookRequest,
+    record_id_problem,
 )
 
 #: a delivery carrying this header (value "1") is authenticated as usual, then answered 200 without
@@ -104,10 +105,13 @@ class Intake:
     ) -> tuple[LeadMessage | None, str | None, str | None]:
         """(message, rejection reason, record id) of one parsed lead."""
         if lead.record is None:  # a thin event: the dispatcher fetches the record
-            if not lead.record_id or not lead.enrichment:
-                return None, "id: the event names no record", None
+            problem = record_id_problem(lead.record_id) if lead.enrichment else "the event names no record"
+            if problem is not None:
+                return None, f"id: {problem}", None
+            assert lead.record_id is not None
+            assert lead.enrichment is not None
             message = LeadMessage(source.name, lead.record_id, received_at, None, {}, lead.enrichment)
-            return message, None, lead.record_id
+            return self._sized(message)
         raw = self.mappings[source.name].apply(lead.record)
         if lead.record_id and not raw.record_id:
             raw.record_id = lead.record_id
@@ -121,7 +125,17 @@ class Intake:
         if no_consent:
             return None, no_consent, record_id
         assert record_id is not None
-        return LeadMessage(source.name, record_id, received_at, document, routing, facts=facts), None, record_id
+        if lead.enrichment is not None:  # valid, but completed in the dispatch path (e.g. a company name)
+            return self._sized(LeadMessage(source.name, record_id, received_at, None, {}, lead.enrichment))
+        return self._sized(LeadMessage(source.name, record_id, received_at, document, routing, facts=facts))
+
+    @staticmethod
+    def _sized(message: LeadMessage) -> tuple[LeadMessage | None, str | None, str | None]:
+        """The message, or its rejection when it cannot be queued as one SQS message (queue.py)."""
+        problem = oversize_problem(message)
+        if problem is not None:
+            return None, problem, message.record_id
+        return message, None, message.record_id
 
     def _accept(self, source: Source, request: WebhookRequest, leads: list[ParsedLead]) -> Reply:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 from lead_caller.contacts import ContactDocument, stable_document_id
 
 MESSAGE_VERSION = 1
+#: characters SQS refuses in a message body (outside XML 1.0's Char range) or UTF-8 cannot carry
+#: (lone surrogates): kept as JSON escapes. JSON escapes control characters below U+0020 itself.
+_SQS_UNSAFE = re.compile("[\ud800-\udfff\ufffe\uffff]")
 
 
 def lead_id_of(source: str, record_id: str) -> str:
@@ -48,8 +52,8 @@ class LeadMessage:
         return lead_id_of(self.source, self.record_id)
 
     def to_json(self) -> str:
-        """Serialise for the queue."""
-        return json.dumps(
+        """Serialise for the queue: compact UTF-8 JSON that SQS accepts."""
+        body = json.dumps(
             {
                 "v": MESSAGE_VERSION,
                 "source": self.source,
@@ -62,7 +66,10 @@ class LeadMessage:
                 "facts": dict(self.facts),
             },
             separators=(",", ":"),
+            ensure_ascii=False,  # UTF-8 as is: an emoji is 4 bytes, not a 12-byte escape pair
         )
+        # such characters only occur inside JSON strings, where a \uXXXX escape means the same
+        return _SQS_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", body)
 
     @classmethod
     def from_json(cls, body: str) -> LeadMessage:

@@ -5,16 +5,122 @@ environment variables that the template sets. Nothing personal is ever logged:
 modules log lead ids, counts and error kinds, never documents, phone numbers,
 emails or tokens; `redact` is a last line of defence for free text (e.g. an
 error message quoted from Unpod).
+
+**Secrets, one place.** Every credential the functions use is registered here
+when it is read (`secrets.py` for the Secrets Manager documents, the Unpod client
+for the space token a request goes to, routing overrides included). Two things
+then hold for every Unpod and CRM request, whatever module builds the text:
+each log line is masked by the logger's formatter (`RedactingFormatter`) before
+it is written, and `redact` masks them in anything stored (a lead's `reason`,
+`unpod_message`). Values are matched as they are, URL-quoted and JSON-escaped.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-logger = Logger(service="lead-caller")
+#: shortest value treated as a secret: shorter ones (ids, flags) would mask ordinary text
+MIN_SECRET_LENGTH = 6
+#: keys of a secret document whose values are credentials (names of headers and parameters are not)
+_SECRET_KEY = re.compile(r"(?i)(token|secret|password|passwd|api_?key|org_handle|client_id|credential|signing)")
+_NOT_SECRET_KEY = re.compile(r"(?i)(_header|_param|_name)$")
+_MASK = "[redacted]"
+
+_lock = threading.Lock()
+_secrets: frozenset[str] = frozenset()
+
+
+def _forms(value: str) -> set[str]:
+    """A secret as it may appear in text: raw, URL-quoted and JSON-escaped."""
+    return {value, quote(value, safe=""), quote(value), json.dumps(value)[1:-1]}
+
+
+def register_secrets(*values: Any) -> None:
+    """Remember credential values so that logs and stored texts never show them."""
+    global _secrets
+    fresh = {form for value in values if isinstance(value, str) for form in _forms(value.strip())}
+    fresh = {form for form in fresh if len(form) >= MIN_SECRET_LENGTH}
+    if fresh <= _secrets:
+        return
+    with _lock:
+        _secrets = _secrets | fresh
+
+
+def register_secret_document(document: Any, key: str = "") -> None:
+    """Register every credential of a secret document (values under token/secret/password/... keys)."""
+    if isinstance(document, Mapping):
+        for name, value in document.items():
+            register_secret_document(value, str(name))
+    elif isinstance(document, list):
+        for item in document:
+            register_secret_document(item, key)
+    elif isinstance(document, str) and _SECRET_KEY.search(key) and not _NOT_SECRET_KEY.search(key):
+        register_secrets(document)
+
+
+def known_secrets() -> frozenset[str]:
+    """The registered secret values (all their forms)."""
+    return _secrets
+
+
+def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
+    """Replace every registered (and given) secret value in `text`, longest first."""
+    values = _secrets | {form for secret in secrets if secret for form in _forms(secret)}
+    for value in sorted(values, key=len, reverse=True):
+        if value and value in text:
+            text = text.replace(value, _MASK)
+    return text
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON formatter, with every registered secret masked in the finished line."""
+
+    def serialize(self, log: Any) -> str:
+        """The JSON log line without secrets."""
+        return mask_secrets(super().serialize(log))
+
+
+class RedactingFilter(logging.Filter):
+    """Masks registered secrets in a record's message and string extras, before any handler sees it
+    (Powertools' own, the Lambda runtime's, a test's capture)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask in place; never drops a record."""
+        if not _secrets:
+            return True
+        if record.args:
+            record.msg, record.args = record.getMessage(), None
+        if isinstance(record.msg, str):
+            record.msg = mask_secrets(record.msg)
+        for key, value in list(record.__dict__.items()):
+            if key not in _RECORD_ATTRIBUTES and isinstance(value, (str, list, dict)):
+                record.__dict__[key] = _masked(value)
+        return True
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    return value
+
+
+_RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+logger = Logger(service="lead-caller", logger_formatter=RedactingFormatter())
+logging.getLogger(logger.name).addFilter(RedactingFilter())
 metrics = Metrics(namespace="LeadCaller", service="lead-caller")
 tracer = Tracer(service="lead-caller")
 
@@ -24,10 +130,8 @@ _TOKEN = re.compile(r"(?i)(token|bearer|whsec_|secret)[\s:=\"']*[A-Za-z0-9_\-./+
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Mask known secret values, emails, phone-like digit runs and token-looking strings in free text."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
+    """Mask registered and given secret values, emails, phone-like digit runs and token-looking strings."""
+    text = mask_secrets(text, secrets)
     text = _EMAIL.sub("[email]", text)
     text = _TOKEN.sub(lambda match: f"{match.group(1)} [redacted]", text)
     return _PHONE.sub("[phone]", text)

@@ -398,6 +398,14 @@ class Poller:
         self.queue = queue
         self.clock = clock
 
+    def _message_routing(self, stored: Mapping[str, Any]) -> dict[str, Any]:
+        """A stored routing (space token as `space_ref`) back into a queue message's routing."""
+        routing = {key: value for key, value in stored.items() if key != "space_ref"}
+        token = self.settings.space_for(stored, "") if stored.get("space_ref") else ""
+        if token:
+            routing["space_token"] = token
+        return routing
+
     def run(self, time_left: Callable[[], float] | None = None) -> PollSummary:
         """One scheduled run: reconcile the open leads that are due, then send due re-calls.
 
@@ -421,7 +429,7 @@ class Poller:
             if credentials is not None:
                 runs: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
                 for lead in due:
-                    space = str((lead.get("routing") or {}).get("space_token") or credentials.space_token)
+                    space = self.settings.space_for(lead.get("routing") or {}, credentials.space_token)
                     runs.setdefault((space, str(lead.get("run_id") or "")), []).append(lead)
                 for (space, run_id), leads in runs.items():
                     if not enough_time():
@@ -513,7 +521,7 @@ class Poller:
                 record_id=str(lead.get("record_id")),
                 received_at=_epoch(lead.get("received_at")) or now,
                 document=ContactDocument.from_unpod(document),
-                routing=dict(lead.get("routing") or {}),
+                routing=self._message_routing(lead.get("routing") or {}),
                 attempt=attempt + 1,
             )
             messages.append((lead, message))

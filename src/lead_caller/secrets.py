@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities import parameters
 
 from lead_caller.config import ConfigError, Settings
+from lead_caller.observability import register_secret_document
 from lead_caller.unpod import UnpodCredentials
 
 
@@ -24,6 +25,7 @@ def _read_json_secret(secret_id: str, max_age: int) -> Mapping[str, Any]:
         raise SecretError(f"secret {secret_id} could not be read: {type(error.__cause__).__name__}") from None
     if not isinstance(value, dict):
         raise SecretError(f"secret {secret_id} is not a JSON object")
+    register_secret_document(value)  # masked in every log line and stored text from now on
     return value
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from lead_caller.config import stored_routing
 from lead_caller.leads import LeadMessage
 
 if TYPE_CHECKING:
@@ -261,7 +262,7 @@ class LeadStore:
                         ":source": message.source,
                         ":record_id": message.record_id,
                         ":document": message.document.to_unpod() if message.document else {},
-                        ":routing": _dynamo_safe(dict(message.routing)),
+                        ":routing": _dynamo_safe(stored_routing(message.routing)),
                         ":received": iso(message.received_at),
                         # the window runs from when the lead reached us, or from this claim if later
                         # (a replayed old event must not open a window that is already over)

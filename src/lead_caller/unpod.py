@@ -32,6 +32,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
+from lead_caller.observability import mask_secrets, register_secrets
 from lead_caller.retries import RETRY_STATUSES, retry_policy
 
 OutcomeKind = Literal["accepted", "permanent", "transient", "unknown"]
@@ -107,7 +108,9 @@ class UnpodClient:
         self.retry = retry
         self.pool = pool or urllib3.PoolManager(num_pools=4, maxsize=4, retries=retry, timeout=self.timeout)
 
-    def _headers(self, credentials: UnpodCredentials) -> dict[str, str]:
+    def _headers(self, credentials: UnpodCredentials, space_token: str | None = None) -> dict[str, str]:
+        # every request passes here: its credentials are masked in logs and stored texts (observability)
+        register_secrets(credentials.api_token, credentials.space_token, credentials.org_handle, space_token)
         headers = {
             "Authorization": f"Token {credentials.api_token}",
             "Content-Type": "application/json",
@@ -141,7 +144,7 @@ class UnpodClient:
                 "POST",
                 url,
                 body=json.dumps(body).encode(),
-                headers=self._headers(credentials),
+                headers=self._headers(credentials, space),
                 timeout=self.timeout,
                 retries=self.retry,
             )
@@ -153,21 +156,25 @@ class UnpodClient:
             return _network_outcome(error)
         return _create_task_outcome(response)
 
-    def _get_json(self, credentials: UnpodCredentials, path: str, fields: Mapping[str, Any]) -> Any:
+    def _get_json(
+        self, credentials: UnpodCredentials, path: str, fields: Mapping[str, Any], space_token: str | None = None
+    ) -> Any:
         response = self.pool.request(
             "GET",
             self.base_url + path,
             fields={k: str(v) for k, v in fields.items()},
-            headers=self._headers(credentials),
+            headers=self._headers(credentials, space_token),
             timeout=self.timeout,
             retries=self.retry,
         )
+        # the path names the space token: errors quote it masked, whoever logs or stores them
+        shown = mask_secrets(path.split("?")[0], (space_token or "",))
         if response.status != 200:
-            raise UnpodLookupError(f"GET {path.split('?')[0]} answered HTTP {response.status}")
+            raise UnpodLookupError(f"GET {shown} answered HTTP {response.status}")
         try:
             return json.loads(response.data)
         except ValueError:
-            raise UnpodLookupError(f"GET {path} answered with a body that is not JSON") from None
+            raise UnpodLookupError(f"GET {shown} answered with a body that is not JSON") from None
 
     def find_task(
         self,
@@ -182,9 +189,10 @@ class UnpodClient:
         Returns (run_id, task_ids) or None. Raises UnpodLookupError when Unpod
         cannot be asked, so that the caller does not mistake "unknown" for "absent".
         """
-        space = quote(space_token or credentials.space_token, safe="")
+        raw_space = space_token or credentials.space_token
+        space = quote(raw_space, safe="")
         try:
-            runs = self._get_json(credentials, f"/spaces/{space}/runs/", {"page": 1, "page_size": max_runs})
+            runs = self._get_json(credentials, f"/spaces/{space}/runs/", {"page": 1, "page_size": max_runs}, raw_space)
             for run in _data_list(runs):
                 created = _parse_time(run.get("created"))
                 if created is not None and since is not None and created < since:
@@ -193,7 +201,7 @@ class UnpodClient:
                 if not run_id:
                     continue
                 tasks = self._get_json(
-                    credentials, f"/spaces/{space}/runs/{quote(run_id, safe='')}/tasks/", {"page_size": 100}
+                    credentials, f"/spaces/{space}/runs/{quote(run_id, safe='')}/tasks/", {"page_size": 100}, raw_space
                 )
                 matches = tuple(
                     str(task.get("task_id"))

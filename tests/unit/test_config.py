@@ -328,3 +328,21 @@ def test_routing_for_on_plain_settings() -> None:
     settings = Settings(default_context="Ctx", source_routing={"a": Routing(context="A ctx")})
     assert settings.routing_for("a") == Routing(context="A ctx", schedule={"type": "now"})
     assert settings.routing_for("b") == Routing(context="Ctx", schedule={"type": "now"})
+
+
+def test_a_stored_routing_keeps_a_hash_of_the_space_token_and_resolves_it_back():
+    from lead_caller.config import space_ref, stored_routing
+
+    settings = Settings.from_env(
+        {
+            "SOURCE_ROUTING": json.dumps(
+                {"hubspot": {"rules": [{"when": {"path": "x", "equals": "y"}, "space_token": "S-RULE"}]}}
+            )
+        }
+    )
+    stored = stored_routing({"space_token": "S-RULE", "pilot": "p"})
+    assert stored == {"space_ref": space_ref("S-RULE"), "pilot": "p"}
+    assert "S-RULE" not in json.dumps(stored)
+    assert settings.space_for(stored, "S-DEFAULT") == "S-RULE"
+    assert settings.space_for({"space_ref": space_ref("S-GONE")}, "S-DEFAULT") == "S-DEFAULT"
+    assert settings.space_for({}, "S-DEFAULT") == "S-DEFAULT"

@@ -362,3 +362,54 @@ def test_a_rate_limited_lead_is_left_for_sqs_to_retry(settings, store, sandbox, 
 
     assert retried.retry == {}
     assert store.get("pipedrive#8087566-person-11")["status"] == "call_requested"
+
+
+# ---- v2 create.person: the organisation looked up in the dispatch path ----------------------
+
+
+def test_a_v2_person_is_called_with_its_organisations_name(settings, store, sandbox, standin, pipedrive_dispatcher):
+    result = pipedrive_dispatcher.dispatch([deliver(settings, "v2-person")])
+
+    assert result.retry == {}
+    [task] = sandbox.created_tasks
+    assert (task["input"]["name"], task["input"]["company_name"]) == ("Maria Gonzalez", "Acme Logistics")
+    assert task["input"]["contact_number"] == "+15125550142"
+    assert paths(standin) == [("/api/v2/organizations/1", 200)]  # the person itself is not asked for
+    assert store.get("pipedrive#8087566-person-8")["document"]["company_name"] == "Acme Logistics"
+
+
+def test_persons_of_one_organisation_ask_for_it_once(standin):
+    client = enricher(standin.base_url)
+    [person] = SOURCE.parse(request(sample("v2-person")))
+    assert person.enrichment is not None
+    other = {**person.enrichment, "person_id": 9, "person": {**person.enrichment["person"], "id": 9}}
+
+    first = client.fetch({"api_token": standin.api_token}, [person.enrichment, other])
+    again = client.fetch({"api_token": standin.api_token}, [person.enrichment])  # the next invocation
+
+    assert [fetched.record["org_name"] for fetched in first + again if fetched.record] == ["Acme Logistics"] * 3
+    assert paths(standin) == [("/api/v2/organizations/1", 200)]
+
+
+def test_a_v2_person_is_still_called_without_a_token_or_an_organisation(standin):
+    [person] = SOURCE.parse(request(sample("v2-person")))
+    assert person.enrichment is not None
+    standin.enqueue_fault("status", status=503, match="/organizations/")
+
+    [without_token] = enricher(standin.base_url).fetch({}, [person.enrichment])
+    [org_down] = enricher(standin.base_url, max_retries=0).fetch({"api_token": standin.api_token}, [person.enrichment])
+
+    for fetched in (without_token, org_down):
+        assert fetched.outcome == "ok"
+        assert fetched.record is not None
+        assert fetched.record["name"] == "Maria Gonzalez"
+        assert document(fetched.record).company_name is None
+
+
+def test_a_v2_person_without_a_phone_is_still_rejected_at_intake(settings):
+    body = sample("v2-person")
+    body["data"]["phones"] = []
+    reply = make_intake(settings).handle(request(body))
+
+    assert json.loads(reply.body)["results"][0]["status"] == "rejected"
+    assert boto3.client("sqs").receive_message(QueueUrl=settings.queue_url).get("Messages") is None

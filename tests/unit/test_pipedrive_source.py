@@ -157,8 +157,14 @@ def test_v2_create_person_is_a_full_record_mapped_at_intake():
     [lead] = SOURCE.parse(request(sample("v2-person")))
 
     assert lead.record_id == "8087566-person-8"
-    assert lead.enrichment is None
-    assert lead.record is not None
+    assert lead.record is not None  # validated at intake...
+    assert lead.enrichment is not None  # ...then completed with its organisation's name at dispatch
+    assert (lead.enrichment["kind"], lead.enrichment["person_id"], lead.enrichment["org_id"]) == (
+        "pipedrive_person",
+        8,
+        1,
+    )
+    assert lead.enrichment["person"]["name"] == "Maria Gonzalez"
     assert lead.record["phones"][0] == {"label": "work", "value": "+1 (512) 555-0142", "primary": True}
     assert lead.record["event"] == {
         "entity": "person",
@@ -173,7 +179,7 @@ def test_v2_create_person_is_a_full_record_mapped_at_intake():
     assert doc.contact_number == "+15125550142"
     assert doc.alternate_number == "+15125550199"
     assert doc.email == "maria.gonzalez@acme-logistics.example"
-    assert doc.company_name is None  # a v2 person carries only org_id (see the module docstring)
+    assert doc.company_name is None  # a v2 person carries only org_id: the dispatcher looks it up
     assert doc.occupation is None  # a custom field: the user maps it
     assert doc.labels == ("pipedrive", "person")
 
@@ -309,8 +315,10 @@ def test_user_mapped_custom_fields_of_a_v1_person_use_the_same_paths():
 
 def test_a_user_mapping_from_settings_reaches_the_queued_document(settings):
     intake = make_intake(dataclasses.replace(settings, field_mappings={"pipedrive": USER_MAPPING}))
+    body = sample("v2-person")
+    del body["data"]["org_id"]  # a person without an organisation is queued with its document
 
-    reply = intake.handle(request(sample("v2-person")))
+    reply = intake.handle(request(body))
 
     assert reply.status == 200
     [message] = queued(settings)
@@ -333,8 +341,9 @@ def test_a_person_is_queued_with_200(intake, settings):
         "results": [{"index": 0, "status": "queued", "lead_id": "pipedrive#8087566-person-8"}],
     }
     [message] = queued(settings)
-    assert message.document is not None
-    assert (message.document.name, message.document.contact_number) == ("Maria Gonzalez", "+15125550142")
+    assert message.document is None  # validated here; its organisation's name is fetched at dispatch
+    assert message.enrichment is not None
+    assert (message.enrichment["person"]["name"], message.enrichment["org_id"]) == ("Maria Gonzalez", 1)
 
 
 def test_a_lead_is_queued_for_enrichment_with_200(intake, settings):

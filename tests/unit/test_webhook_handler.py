@@ -80,3 +80,15 @@ def test_a_bug_answers_500_json_without_a_stack_trace(webhook, monkeypatch):
     assert body["error"] == "internal"
     assert "Traceback" not in response["body"]
     assert "+15125550142" not in response["body"]
+
+
+def test_a_body_with_a_lone_surrogate_is_bad_input_not_a_500(webhook):
+    built = event(b"{}")
+    built["body"] = '{"name": "\ud800"}'
+
+    request = webhook.webhook_request(built, "generic", public_base_url=None)
+    response = webhook.handler(built, LambdaContextStub("WebhookFunction"))
+
+    assert request.body == b'{"name": "\xed\xa0\x80"}'
+    assert response["statusCode"] != 500  # the intake answers it (here: no secret to read, 503)
+    assert json.loads(response["body"])["error"] != "internal"

@@ -10,7 +10,9 @@ destination: the API token must only go where the operator configured.
 
 Per request: `GET /api/v2/persons/{id}` (header `x-api-token`), then, when
 the lead/deal or the person names an organisation, `GET
-/api/v2/organizations/{id}` for its name. Outcomes (enrichment.Fetched):
+/api/v2/organizations/{id}` for its name. A v2 `create.person` carries the
+person itself (`person` in the spec): then only the organisation is asked,
+once per organisation (kept for ORGANIZATION_CACHE_SECONDS by the container). Outcomes (enrichment.Fetched):
 
 * ok: the normalised record (`sources.pipedrive.person_record`) with the
   event's lead/deal fields; the organisation lookup is best effort (a 404, a
@@ -29,8 +31,10 @@ emails or phone numbers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -45,6 +49,8 @@ from lead_caller.retries import RETRY_STATUSES, retry_policy
 from lead_caller.sources.pipedrive import numeric_id, person_record
 
 DEFAULT_BASE_URL = "https://api.pipedrive.com"
+#: how long an organisation fetched for a person is reused by the container (its name rarely changes)
+ORGANIZATION_CACHE_SECONDS = 600.0
 
 _DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _MISSING_TOKEN_MESSAGE = 'the CRM secret has no "pipedrive": {"api_token": "..."}'  # noqa: S105 - a message, not a secret
@@ -87,12 +93,17 @@ class PipedrivePersons:
         )
         self.retry = retry
         self.pool = pool or urllib3.PoolManager(num_pools=4, maxsize=4, retries=retry, timeout=self.timeout)
+        #: (base URL, token digest, org id) -> (expiry on the monotonic clock, organisation)
+        self.organization_cache: dict[tuple[str, str, int], tuple[float, Mapping[str, Any] | None]] = {}
 
     def fetch(self, credentials: Mapping[str, Any], requests: Sequence[Mapping[str, Any]]) -> list[Fetched]:
         """One Fetched per request, in order. Never raises for HTTP or network trouble."""
         token = str(credentials.get("api_token") or "").strip()
-        if not token:
-            return [Fetched("permanent", None, _MISSING_TOKEN_MESSAGE) for _ in requests]
+        if not token:  # a person that came with the webhook is still called, without a company name
+            return [
+                _embedded(spec, None) if _embedded_person(spec) else Fetched("permanent", None, _MISSING_TOKEN_MESSAGE)
+                for spec in requests
+            ]
         try:
             base_url = self._base_url(credentials)
         except ValueError as error:
@@ -155,6 +166,9 @@ class _Batch:
         self.organizations: dict[int, Mapping[str, Any] | None] = {}
 
     def fetch(self, spec: Mapping[str, Any]) -> Fetched:
+        if _embedded_person(spec):  # a v2 create.person: only its organisation is asked for
+            org_id = numeric_id(spec.get("org_id"))
+            return _embedded(spec, self._organization(org_id) if org_id else None)
         person_id = numeric_id(spec.get("person_id"))
         if person_id is None:
             return Fetched("permanent", None, "the enrichment request names no person_id")
@@ -173,6 +187,10 @@ class _Batch:
 
     def _organization(self, org_id: int) -> Mapping[str, Any] | None:
         """The organisation, or None when it cannot be had (best effort: logged, not fatal)."""
+        cache_key = (self.base_url, hashlib.sha256(self.token.encode()).hexdigest()[:16], org_id)
+        cached = self.client.organization_cache.get(cache_key)
+        if org_id not in self.organizations and cached is not None and cached[0] > time.monotonic():
+            self.organizations[org_id] = cached[1]
         if org_id not in self.organizations:
             answer = self.client.get(self.base_url, self.token, f"/api/v2/organizations/{org_id}")
             data = answer.data if answer.status == 200 else None
@@ -182,8 +200,22 @@ class _Batch:
                     "Pipedrive organisation not fetched; calling without a company name",
                     extra={"org_id": org_id, "http_status": answer.status, "error": answer.message},
                 )
+            else:  # kept for the container's next invocations too (one request per organisation)
+                expires = time.monotonic() + ORGANIZATION_CACHE_SECONDS
+                self.client.organization_cache[cache_key] = (expires, organization)
             self.organizations[org_id] = organization
         return self.organizations[org_id]
+
+
+def _embedded_person(spec: Mapping[str, Any]) -> bool:
+    """Whether the spec carries the person itself (a v2 create.person), so only the organisation is asked."""
+    return isinstance(spec.get("person"), Mapping)
+
+
+def _embedded(spec: Mapping[str, Any], organization: Mapping[str, Any] | None) -> Fetched:
+    """The record of an embedded person, with its organisation when it could be had."""
+    event = spec.get("event") if isinstance(spec.get("event"), Mapping) else None
+    return Fetched("ok", person_record(spec["person"], organization, event))
 
 
 def _person_outcome(answer: _Answer) -> Fetched | None:

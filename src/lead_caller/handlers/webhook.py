@@ -29,9 +29,9 @@ def webhook_request(event: dict[str, Any], source: str, public_base_url: str | N
         try:
             body = base64.b64decode(body_text, validate=True)
         except (binascii.Error, ValueError):
-            body = body_text.encode()
+            body = body_text.encode("utf-8", "surrogatepass")
     else:
-        body = body_text.encode()
+        body = body_text.encode("utf-8", "surrogatepass")  # a lone surrogate stays bad input (4xx), not a 500
     path = event.get("rawPath") or f"/webhooks/{source}"
     query = event.get("rawQueryString") or ""
     context = event.get("requestContext") or {}

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 
-from lead_caller.sources.base import AuthenticationError
+from lead_caller.sources.base import AuthenticationError, text_bytes
 
 
 def verify_standard_webhook(secret: str, body: bytes, headers: Mapping[str, str]) -> None:
@@ -37,7 +37,7 @@ def verify_token(expected: str, headers: Mapping[str, str], header: str = "autho
     if header.lower() == "authorization":
         scheme, _, value = presented.partition(" ")
         presented = value.strip() if scheme.lower() == "bearer" else ""
-    if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
+    if not presented or not hmac.compare_digest(text_bytes(presented), text_bytes(expected)):
         raise AuthenticationError("token: missing or wrong")
 
 
@@ -51,7 +51,7 @@ def verify_basic(username: str, password: str, headers: Mapping[str, str]) -> No
     except (binascii.Error, ValueError):
         raise AuthenticationError("basic: malformed credentials") from None
     user, sep, secret = decoded.partition(b":")
-    ok_user = hmac.compare_digest(user, username.encode())
-    ok_password = hmac.compare_digest(secret, password.encode())
+    ok_user = hmac.compare_digest(user, text_bytes(username))
+    ok_password = hmac.compare_digest(secret, text_bytes(password))
     if not (sep and ok_user and ok_password):
         raise AuthenticationError("basic: wrong credentials")

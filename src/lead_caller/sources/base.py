@@ -8,6 +8,7 @@ A source decides three things for its sender: is the request authentic
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -59,6 +60,32 @@ class PayloadError(Exception):
         self.status = status
 
 
+#: A record id as it may be queued and keyed (`<source>#<record id>` in DynamoDB, whose keys stop at
+#: 2,048 bytes): 1-128 ASCII letters, digits and `._:+-`, the same rule as contacts.build_document.
+RECORD_ID = re.compile(r"[A-Za-z0-9._:+\-]{1,128}")
+MAX_RECORD_ID_LENGTH = 128
+
+
+def record_id_problem(record_id: str | None) -> str | None:
+    """Why a record id cannot be queued (None when it can): every source's ids pass here before queueing."""
+    if not record_id:
+        return "the event names no record"
+    if len(record_id) > MAX_RECORD_ID_LENGTH:
+        return f"record id must be at most {MAX_RECORD_ID_LENGTH} characters, got {len(record_id)}"
+    if not RECORD_ID.fullmatch(record_id):
+        return "record id must be 1-128 letters, digits or ._:+-"
+    return None
+
+
+def text_bytes(text: str) -> bytes:
+    """UTF-8 bytes of request text (a header, the URL) for signing and comparing: never raises.
+
+    A lone surrogate cannot come from a real sender; it is kept as its own bytes, so it simply
+    does not match (401) instead of failing to encode (500).
+    """
+    return text.encode("utf-8", "surrogatepass")
+
+
 def load_json(body: bytes, expected: str) -> Any:
     """Parse a JSON body; PayloadError naming the problem (and what was `expected`) otherwise."""
     if not body.strip():
@@ -73,6 +100,8 @@ def load_json(body: bytes, expected: str) -> Any:
         raise PayloadError(f"the body is not valid JSON: {error.msg} (line {error.lineno})") from None
     except RecursionError:
         raise PayloadError("the body is nested too deeply") from None
+    except ValueError as error:  # e.g. an integer of more than 4,300 digits (sys.get_int_max_str_digits)
+        raise PayloadError(f"the body holds a value JSON cannot be read as: {str(error)[:80]}") from None
 
 
 @dataclass

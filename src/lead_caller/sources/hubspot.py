@@ -2,7 +2,8 @@
 
 One route, two senders, told apart by the body's shape:
 
-* a JSON **array** is a Webhooks API delivery (up to 100 events). Only
+* a JSON **array** is a Webhooks API delivery (up to 100 events; more is
+  answered 413, before any per-event work). Only
   `contact.creation`, and `object.creation` with `objectTypeId` "0-1", become
   leads; every other event is acknowledged (200) and ignored, because HubSpot
   retries any 4xx/5xx for 24 h. The events carry ids only: each lead is queued
@@ -62,12 +63,15 @@ from lead_caller.sources.base import (
     Source,
     WebhookRequest,
     load_json,
+    text_bytes,
 )
 
 ENRICHMENT_KIND = "hubspot_contact"
 CONTACT_OBJECT_TYPE_ID = "0-1"
 #: HubSpot's v3 rule: reject timestamps older than 5 minutes (we also refuse as far in the future).
 SIGNATURE_TOLERANCE_MS = 300_000
+#: HubSpot sends fewer than 100 events per request (crm-webhooks.md); more is answered 413 before any work
+MAX_EVENTS_PER_REQUEST = 100
 DEFAULT_API_KEY_HEADER = "x-api-key"
 
 #: The built-in mapping: standard contact properties of the flat record (see `contact_record`).
@@ -104,6 +108,14 @@ def _id_text(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text or None
+
+
+def _object_text(value: Any) -> str | None:
+    """A HubSpot object id of an event: a positive integer (number or digits), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None  # floats, objects, arrays: not an id HubSpot sends
+    text = str(value).strip() if isinstance(value, str) else (str(value) if 0 < value < 10**20 else "")
+    return text if _DIGITS.fullmatch(text) and text.strip("0") else None
 
 
 def _portal_text(value: Any) -> str | None:
@@ -172,7 +184,8 @@ def verify_v3(client_secret: str, request: WebhookRequest) -> None:
         raise AuthenticationError("v3: the timestamp is older than 5 minutes")
     if age_ms < -SIGNATURE_TOLERANCE_MS:
         raise AuthenticationError("v3: the timestamp is in the future")
-    source = request.method.upper().encode() + hubspot_uri(request.public_url).encode() + request.body + stamp.encode()
+    uri = text_bytes(hubspot_uri(request.public_url))
+    source = text_bytes(request.method.upper()) + uri + request.body + stamp.encode()
     expected = base64.b64encode(hmac.new(client_secret.encode(), source, hashlib.sha256).digest()).decode()
     if not _same(expected, request.headers.get("x-hubspot-signature-v3", "")):
         raise AuthenticationError("v3: signature mismatch")
@@ -180,7 +193,7 @@ def verify_v3(client_secret: str, request: WebhookRequest) -> None:
 
 def verify_v2(client_secret: str, request: WebhookRequest) -> None:
     """X-HubSpot-Signature v2 (workflows): hex SHA-256(secret + method + URI + body), URI exactly as sent."""
-    source = client_secret.encode() + request.method.upper().encode() + request.public_url.encode() + request.body
+    source = client_secret.encode() + text_bytes(request.method.upper()) + text_bytes(request.public_url) + request.body
     if not _same(hashlib.sha256(source).hexdigest(), request.headers.get("x-hubspot-signature", "").lower()):
         raise AuthenticationError("v2: signature mismatch")
 
@@ -260,15 +273,17 @@ class HubSpotSource(Source):
 
     @staticmethod
     def _events(events: Sequence[Any], configured_portal: str | None) -> list[ParsedLead]:
+        if len(events) > MAX_EVENTS_PER_REQUEST:
+            raise PayloadError(f"at most {MAX_EVENTS_PER_REQUEST} events per request, got {len(events)}", 413)
         leads: list[ParsedLead] = []
         for index, event in enumerate(events):
             if not isinstance(event, dict):
                 raise PayloadError(f"event {index} is a {type(event).__name__}, expected a JSON object")
             if not _is_contact_creation(event):
                 continue  # other subscriptions: acknowledged, never retried
-            object_id = _id_text(event.get("objectId"))
+            object_id = _object_text(event.get("objectId"))
             portal = _portal_text(event.get("portalId")) or configured_portal
-            if object_id is None:
+            if object_id is None:  # absent, or not a positive integer (e.g. 3,000 characters)
                 leads.append(ParsedLead(record=None))  # recorded as rejected: the event names no record
                 continue
             enrichment: dict[str, Any] = {"kind": ENRICHMENT_KIND, "object_id": object_id}

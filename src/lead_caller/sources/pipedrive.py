@@ -3,9 +3,11 @@
 Events handled (everything else is answered 200 and ignored):
 
 * v2 `create.person`: a full record (name, phones, emails, custom fields),
-  mapped at intake. The v2 person carries only `org_id`, so its document has
-  no company name; we do not enrich persons just for that, because it would
-  put every person behind the CRM API (and its token and rate limit).
+  mapped and validated at intake. The v2 person carries only `org_id`: when it
+  names one, the person travels in the enrichment spec (kind
+  "pipedrive_person" with `person`) and the dispatcher asks only for the
+  organisation's name (one request, cached per organisation; best effort: no
+  CRM token or a failed lookup calls the person without a company name).
 * v2 `create.lead` / `create.deal`: ids only. The person is fetched in the
   dispatch path (`crm/pipedrive.py`, enrichment kind "pipedrive_person") with
   its organisation's name; the lead/deal fields travel in the enrichment spec.
@@ -136,7 +138,21 @@ def _parse_v2(payload: Mapping[str, Any]) -> list[ParsedLead]:
         person_id = numeric_id(data.get("id")) or numeric_id(meta.get("entity_id"))
         if person_id is None:
             raise PayloadError("create.person: the person has no id")
-        return [ParsedLead(record=person_record(data, event=event), record_id=person_key(company, person_id))]
+        record = person_record(data, event=event)
+        org_id = numeric_id(record.get("org_id"))
+        enrichment: dict[str, Any] | None = None
+        if org_id is not None and not _text(record.get("org_name")):
+            # Validated at intake like any full record, then queued for the organisation's name (dispatch path).
+            enrichment = {
+                "kind": ENRICHMENT_KIND,
+                "person_id": person_id,
+                "org_id": org_id,
+                "person": dict(data),
+                "company_id": company,
+                "host": _text(meta.get("host")),
+                "event": event,
+            }
+        return [ParsedLead(record=record, record_id=person_key(company, person_id), enrichment=enrichment)]
     entity_id = _text(data.get("id")) or _text(meta.get("entity_id"))
     if entity_id is None:
         raise PayloadError(f"create.{entity}: the {entity} has no id")

@@ -57,6 +57,7 @@ from lead_caller.sources.base import (
     Reply,
     Source,
     WebhookRequest,
+    text_bytes,
 )
 
 SOAP11_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -148,7 +149,7 @@ class SalesforceSource(Source):
             if not isinstance(token, str) or not token.strip():
                 raise AuthenticationError("url_token: must be a non-empty string")
             presented = parse_qs(request.query).get("token", [""])[0]
-            if not hmac.compare_digest(presented.encode(), token.strip().encode()):
+            if not hmac.compare_digest(text_bytes(presented), text_bytes(token.strip())):
                 raise AuthenticationError("url_token: missing or wrong `token` query parameter")
         try:
             message = parse_outbound_message(request.body)

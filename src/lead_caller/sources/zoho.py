@@ -60,6 +60,7 @@ from lead_caller.sources.base import (
     Source,
     WebhookRequest,
     load_json,
+    text_bytes,
 )
 
 ENRICHMENT_KIND = "zoho_record"
@@ -189,7 +190,7 @@ def is_notification(payload: Any) -> bool:
 
 def _same(expected: str, presented: str) -> bool:
     """Constant-time comparison of two texts."""
-    return hmac.compare_digest(expected.encode("utf-8"), presented.encode("utf-8", "surrogateescape"))
+    return hmac.compare_digest(text_bytes(expected), text_bytes(presented))
 
 
 def _query_values(query: str, name: str) -> list[str]:
