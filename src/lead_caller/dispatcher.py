@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lead_caller.config import ConfigError, Settings
 from lead_caller.contacts import build_document
-from lead_caller.enrichment import Enricher, Fetched
+from lead_caller.enrichment import Enricher, Fetched, crm_object_of
 from lead_caller.leads import LeadMessage
 from lead_caller.mapping import FieldMapping
 from lead_caller.observability import logger, metrics, redact
@@ -315,7 +315,13 @@ class Dispatcher:
             previous_run = str(previous["run_id"]) if previous.get("run_id") else None
             document = lead.message.document.to_unpod() if lead.message.enrichment and lead.message.document else None
             stored = self.store.mark_call_requested(
-                lead.message.lead_id, lead.record.message_id, outcome.run_id, task_ids, previous_run, document=document
+                lead.message.lead_id,
+                lead.record.message_id,
+                outcome.run_id,
+                task_ids,
+                previous_run,
+                document=document,
+                crm_object=crm_object_of(lead.message.enrichment),
             )
             logger.info(
                 "call requested",

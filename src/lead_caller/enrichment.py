@@ -35,3 +35,21 @@ class Enricher(Protocol):
     def fetch(self, credentials: Mapping[str, Any], requests: Sequence[Mapping[str, Any]]) -> list[Fetched]:
         """One Fetched per request, in order. Never raises for HTTP or network trouble."""
         ...
+
+
+def crm_object_of(enrichment: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """The CRM object a thin event was about, for the write-back: {"type", "id"} or None.
+
+    Pipedrive lead/deal events carry the lead or deal beside the person to call; Zoho
+    notifications name the module (Leads, Contacts) and the record id.
+    """
+    if not enrichment:
+        return None
+    for entity in ("deal", "lead"):
+        detail = enrichment.get(entity)
+        if isinstance(detail, Mapping) and detail.get("id") not in (None, ""):
+            return {"type": entity, "id": str(detail["id"])}
+    module, record_id = enrichment.get("module"), enrichment.get("id")
+    if isinstance(module, str) and module and record_id not in (None, ""):
+        return {"type": module, "id": str(record_id)}
+    return None

@@ -328,14 +328,21 @@ class LeadStore:
         previous_run_id: str | None = None,
         reconciled: bool = False,
         document: Mapping[str, Any] | None = None,
+        crm_object: Mapping[str, str] | None = None,
     ) -> bool:
-        """Unpod accepted the call: store run_id and task_ids (and the document, if enriched)."""
+        """Unpod accepted the call: store run_id and task_ids (and the document, if enriched).
+
+        `crm_object` names the CRM object a thin event was about (a Pipedrive lead/deal, a Zoho
+        module's record), for the write-back to put its note there too.
+        """
         values: dict[str, Any] = {"run_id": run_id, "task_ids": list(task_ids), "call_state": "sent"}
         values["status_rank"] = STATUS_RANKS[CALL_REQUESTED]
         values["call_attempt"] = 1
         values["requested_at"] = iso(self.clock())
         if document:
             values["document"] = dict(document)
+        if crm_object:
+            values["crm_object"] = dict(crm_object)
         if reconciled:
             values["reconciled"] = True
         if previous_run_id and previous_run_id != run_id:

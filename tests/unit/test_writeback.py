@@ -566,3 +566,22 @@ def test_events_without_task_or_lead_are_dropped_not_retried(harness: Harness) -
     unknown = harness.writeback.handle(harness.event("hubspot"))  # no such lead item
     assert unknown.channels == {"writeback": "missing"}
     assert not unknown.retry
+
+
+def test_thin_pipedrive_and_zoho_events_name_their_crm_object_for_the_write_back():
+    from lead_caller.enrichment import crm_object_of
+
+    assert crm_object_of({"kind": "pipedrive", "person_id": 8, "deal": {"id": 77, "title": "x"}}) == {
+        "type": "deal",
+        "id": "77",
+    }
+    assert crm_object_of({"kind": "pipedrive", "person_id": 8, "lead": {"id": "adf-1"}}) == {
+        "type": "lead",
+        "id": "adf-1",
+    }
+    assert crm_object_of({"kind": "zoho", "module": "Contacts", "id": "5725767000003000064"}) == {
+        "type": "Contacts",
+        "id": "5725767000003000064",
+    }
+    assert crm_object_of({"kind": "hubspot", "object_id": 1}) is None
+    assert crm_object_of(None) is None
