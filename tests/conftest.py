@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.loaders
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
@@ -22,6 +23,28 @@ from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET
 from local.unpod_sandbox import UnpodSandbox
 
 REGION = "us-east-1"
+
+
+def _share_botocore_models() -> None:
+    """Load each botocore JSON model once per test process.
+
+    moto's `mock_aws` starts every test with a fresh boto3 session, whose loader would parse
+    the same service models again (about 0.1 s per test, most of the unit suite's time).
+    The parsed models are read-only for botocore, so one copy per process is safe.
+    """
+    original = botocore.loaders.JSONFileLoader.load_file
+    cache: dict[tuple[str, str | None], Any] = {}
+
+    def load_file(self: Any, file_path: str, *args: Any, **kwargs: Any) -> Any:
+        key = (file_path, repr((args, kwargs)))
+        if key not in cache:
+            cache[key] = original(self, file_path, *args, **kwargs)
+        return cache[key]
+
+    botocore.loaders.JSONFileLoader.load_file = load_file  # type: ignore[method-assign]
+
+
+_share_botocore_models()
 
 
 @pytest.fixture(autouse=True)
