@@ -1,6 +1,7 @@
 """`lead-caller secrets set SOURCE key=value ...`: merge keys into a secret, never replace it.
 
-SOURCE is `unpod` (the Unpod secret), a webhook source (`generic`, `hubspot`, `pipedrive`,
+SOURCE is `unpod` (the Unpod secret), `agent-webhook` (the token of Unpod's agent webhook, kept
+under "unpod" in the webhooks secret), a webhook source (`generic`, `hubspot`, `pipedrive`,
 `salesforce`, `zoho`: the webhooks secret) or `crm.<source>` (the CRM API secret). `key=value`
 sets a string, `key:=JSON` any JSON value (`portal_id:=62515`, `organization_ids:='["00D..."]'`).
 Keys are checked against what the source reads. Values are never printed.
@@ -23,7 +24,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("secrets", help="change the stack's secrets (merging, validated)")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     setter = actions.add_parser("set", help="merge key=value pairs into a source's credentials")
-    setter.add_argument("source", help="unpod | generic | hubspot | pipedrive | salesforce | zoho | crm.<source>")
+    setter.add_argument("source", help="unpod | agent-webhook | generic | hubspot | pipedrive | salesforce | zoho | crm.<source>")
     setter.add_argument("pairs", nargs="+", metavar="key=value", help="key=string or key:=JSON")
     setter.add_argument("--reset", action="store_true", help="start from {} when the secret is not a JSON object")
     add_target_arguments(setter)
@@ -57,13 +58,15 @@ def locate(target: Target, source: str) -> tuple[str, str | None, set[str]]:
     """(secret id, key of the source's object or None for the flat Unpod secret, allowed keys)."""
     if source == "unpod":
         return target.unpod_secret_id, None, schema.UNPOD[0]
+    if source == "agent-webhook":  # Unpod calls us back: its token lives with the other inbound credentials
+        return target.webhook_secret_id, "unpod", schema.WEBHOOKS["unpod"][0]
     if source.startswith("crm."):
         name = source.removeprefix("crm.")
         if name not in schema.CRM:
             raise UsageError(f"no CRM API credentials for {name!r} (known: {', '.join(schema.CRM)})")
         return target.crm_secret_id, name, schema.CRM[name][0]
-    if source not in schema.WEBHOOKS:
-        known = ", ".join(["unpod", *schema.WEBHOOKS, *(f"crm.{name}" for name in schema.CRM)])
+    if source not in schema.WEBHOOKS or source == "unpod":
+        known = ", ".join(["unpod", "agent-webhook", *schema.WEBHOOKS, *(f"crm.{name}" for name in schema.CRM)])
         raise UsageError(f"unknown source {source!r} (known: {known})")
     return target.webhook_secret_id, source, schema.WEBHOOKS[source][0]
 

@@ -159,6 +159,14 @@ def test_secrets_set_merges_validates_and_never_prints_values(stack, cli):
         code, out = cli("secrets", "set", "nosuch", "a=b")
         assert code == 2
         assert "unknown source 'nosuch'" in out
+
+        # Unpod's agent webhook token goes under "unpod" in the webhooks secret, not the Unpod secret
+        code, out = cli("secrets", "set", "agent-webhook", "agent_webhook_token=tok-0123456789abcdef")
+        assert code == 0, out
+        assert "tok-0123456789abcdef" not in out
+        document = json.loads(client.get_secret_value(SecretId=secret_id)["SecretString"])
+        assert document["unpod"]["agent_webhook_token"] == "tok-0123456789abcdef"
+        assert document["hubspot"]["portal_id"] == 99  # kept
     finally:
         client.put_secret_value(SecretId=secret_id, SecretString=original)
 
