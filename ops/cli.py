@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from ops import doctor, leads, replay, secrets, smoke, status
+from ops import doctor, leads, replay, secrets, smoke, status, suppress
 from ops.target import TargetError
 
 #: every command module exposes `register(subparsers)`; its parser sets `func(args) -> int`
-COMMANDS: list[ModuleType] = [status, leads, replay, doctor, secrets, smoke]
+COMMANDS: list[ModuleType] = [status, leads, replay, doctor, secrets, smoke, suppress]
 
 
 def build_parser(commands: Sequence[ModuleType] | None = None) -> argparse.ArgumentParser:
@@ -25,10 +23,6 @@ def build_parser(commands: Sequence[ModuleType] | None = None) -> argparse.Argum
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in commands or COMMANDS:
         module.register(subparsers)
-    if importlib.util.find_spec("ops.suppress") is not None:  # another branch's module (do-not-call list)
-        suppress = importlib.import_module("ops.suppress")
-        if suppress not in (commands or COMMANDS):
-            suppress.register(subparsers)
     return parser
 
 

@@ -24,7 +24,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("secrets", help="change the stack's secrets (merging, validated)")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     setter = actions.add_parser("set", help="merge key=value pairs into a source's credentials")
-    setter.add_argument("source", help="unpod | agent-webhook | generic | hubspot | pipedrive | salesforce | zoho | crm.<source>")
+    setter.add_argument(
+        "source", help="unpod | agent-webhook | generic | hubspot | pipedrive | salesforce | zoho | crm.<source>"
+    )
     setter.add_argument("pairs", nargs="+", metavar="key=value", help="key=string or key:=JSON")
     setter.add_argument("--reset", action="store_true", help="start from {} when the secret is not a JSON object")
     add_target_arguments(setter)

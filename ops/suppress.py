@@ -1,9 +1,9 @@
 """`lead-caller suppress`: add, remove and bulk-import numbers of the do-not-call list.
 
     lead-caller suppress add "+1 512 555 0142"
-    lead-caller suppress add "(512) 555-0142" --region US
+    lead-caller suppress add "(512) 555-0142" --phone-region US
     lead-caller suppress remove +15125550142
-    lead-caller suppress import dnc.csv --region GB
+    lead-caller suppress import dnc.csv --phone-region GB
 
 Works against the local stack (`make run`) and a deployed stack: where the table is comes
 from the shared target options (ops/target.py). Only the SHA-256 of each E.164 number is
@@ -18,6 +18,7 @@ import sys
 from typing import Any, TextIO
 
 from lead_caller.suppression import SuppressionList
+from ops.target import add_target_arguments, resolve_target
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -25,8 +26,6 @@ EXIT_INVALID = 2
 
 def register(subparsers: Any) -> None:
     """Add the `suppress` command (with `add`, `remove`, `import`) to the CLI's subparsers."""
-    from ops.target import add_target_arguments  # type: ignore[import-not-found, unused-ignore]
-
     parser = subparsers.add_parser(
         "suppress",
         help="the do-not-call list: add, remove, import numbers",
@@ -36,7 +35,7 @@ def register(subparsers: Any) -> None:
     region = os.environ.get("DEFAULT_PHONE_REGION", "US") or "US"
     for name, text in (("add", "put a number on the list"), ("remove", "take a number off the list")):
         action = actions.add_parser(name, help=text, description=text)
-        action.add_argument("number", help='E.164 ("+15125550142") or national (read in --region)')
+        action.add_argument("number", help='E.164 ("+15125550142") or national (read in --phone-region)')
         _common(action, region)
         add_target_arguments(action)
         action.set_defaults(func=main)
@@ -48,14 +47,15 @@ def register(subparsers: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser, region: str) -> None:
-    parser.add_argument("--region", default=region, help=f"region of national numbers (default {region})")
+    # --region is the AWS region (ops/target.py); this is the country national numbers are read in
+    parser.add_argument(
+        "--phone-region", dest="phone_region", default=region, help=f"region of national numbers (default {region})"
+    )
     parser.add_argument("--note", default=None, help="a note stored with the entry (never a number)")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the parsed `suppress` command against the resolved target."""
-    from ops.target import resolve_target  # type: ignore[import-not-found, unused-ignore]
-
     target = resolve_target(args)
     return run(
         target.dynamodb,
@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
         args.suppress_action,
         number=getattr(args, "number", None),
         file=getattr(args, "file", None),
-        region=args.region,
+        region=args.phone_region,
         note=args.note,
     )
 

@@ -42,7 +42,7 @@ def state_file(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> P
 def cli(state_file: Path, capsys: pytest.CaptureFixture[str]) -> Any:
     def run(*args: str) -> tuple[int, str]:
         command, *rest = args
-        if command == "secrets":
+        if command in ("secrets", "suppress"):  # target options belong to the action
             code = main([command, *rest[:1], "--local", "--state-file", str(state_file), *rest[1:]])
         else:
             code = main([command, "--local", "--state-file", str(state_file), *rest])
@@ -258,3 +258,25 @@ def test_no_target_is_one_line_with_the_fix(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err.strip() == (
         "lead-caller: which stack? give --stack NAME (a deployed stack) or --local (start it with `make run`)"
     )
+
+
+def test_suppress_through_the_command_keeps_a_number_from_being_called(stack, cli, tmp_path):
+    assert stack.sandbox is not None
+    code, out = cli("suppress", "add", "(512) 555-0166", "--phone-region", "US")
+    assert code == 0, out
+    assert "added to the do-not-call list" in out
+    assert "555" not in out
+
+    record = _post_lead(stack, "+1 512 555 0166")
+    lead = stack.lead(f"generic#{record}")
+    assert lead is not None
+    assert lead["status"] == "suppressed"
+    assert "do-not-call list" in str(lead["reason"])
+    assert not [r for r in stack.sandbox.requests if "5125550166" in json.dumps(r.get("json"))]
+
+    csv_file = tmp_path / "dnc.csv"
+    csv_file.write_text("phone\n+44 20 7946 0958\nnot a number\n", encoding="utf-8")
+    code, out = cli("suppress", "import", str(csv_file))
+    assert code == 2  # one invalid line is reported
+    assert "added 1, already listed 0, invalid 1" in out
+    assert cli("suppress", "remove", "+15125550166")[0] == 0
