@@ -73,7 +73,7 @@ def hubspot_v3_headers(
     base64(HMAC-SHA256(client secret, method + URL + body + timestamp)); HubSpot signs the
     URL with some percent-escapes decoded, the same ones the verifier decodes.
     """
-    from lead_caller.sources.hubspot import hubspot_uri  # HubSpot's percent-decoding table
+    from lead_caller.crms.hubspot.webhook import hubspot_uri  # HubSpot's percent-decoding table
 
     stamp = str(int(time.time() * 1000) if timestamp_ms is None else timestamp_ms)
     source = method.upper().encode() + hubspot_uri(url).encode() + body + stamp.encode()

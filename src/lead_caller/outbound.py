@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
-from lead_caller.crm.callnote import CallNote, JsonHttp, WriteResult
+from lead_caller.crms.callnote import CallNote, JsonHttp, WriteResult
 from lead_caller.observability import logger
 
 EVENT_TYPE = "call.completed"

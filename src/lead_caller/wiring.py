@@ -13,8 +13,9 @@ from botocore.config import Config
 
 from lead_caller.call_events import CallCompletedPublisher
 from lead_caller.config import Settings
-from lead_caller.crm import build_enrichers
-from lead_caller.crm.callnote import CrmWriter
+from lead_caller.crms import build_enrichers
+from lead_caller.crms.callnote import CrmWriter
+from lead_caller.crms.salesforce.events import leads_from_event
 from lead_caller.dispatcher import Dispatcher
 from lead_caller.event_intake import EventIntake
 from lead_caller.intake import Intake
@@ -22,7 +23,6 @@ from lead_caller.outbound import OutboundWebhook
 from lead_caller.outcomes import AgentWebhook, OutcomeRecorder, Poller, TranscriptStore
 from lead_caller.queue import LeadQueue
 from lead_caller.secrets import crm_credentials, unpod_credentials, webhook_credentials
-from lead_caller.sources.salesforce_events import leads_from_event
 from lead_caller.store import LeadStore
 from lead_caller.unpod import UnpodClient
 from lead_caller.writeback import Writeback, WritebackState
@@ -82,10 +82,10 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
 
 def build_writeback(settings: Settings) -> Writeback:
     """Everything the write-back function needs: lead state, one writer per CRM, the outbound webhook."""
-    from lead_caller.crm.hubspot import HubSpotWriteback
-    from lead_caller.crm.pipedrive import PipedriveWriteback
-    from lead_caller.crm.salesforce import SalesforceWriteback
-    from lead_caller.crm.zoho import ZohoRecords, ZohoWriteback
+    from lead_caller.crms.hubspot.api import HubSpotWriteback
+    from lead_caller.crms.pipedrive.api import PipedriveWriteback
+    from lead_caller.crms.salesforce.api import SalesforceWriteback
+    from lead_caller.crms.zoho.api import ZohoRecords, ZohoWriteback
 
     writers: dict[str, CrmWriter] = {
         "hubspot": HubSpotWriteback(settings.hubspot_api_base_url),

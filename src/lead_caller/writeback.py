@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import ClientError
 
 from lead_caller.config import Settings
-from lead_caller.crm.callnote import CallNote, CrmRecord, CrmWriter, WriteResult
+from lead_caller.crms.callnote import CallNote, CrmRecord, CrmWriter, WriteResult
 from lead_caller.observability import logger, metrics, redact
 from lead_caller.outbound import OutboundWebhook, configured
 from lead_caller.store import _item, _values, iso

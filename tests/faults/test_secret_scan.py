@@ -25,8 +25,8 @@ from moto import mock_aws
 
 from lead_caller.config import Settings
 from lead_caller.contacts import ContactDocument
-from lead_caller.crm.hubspot import HubSpotContacts
-from lead_caller.crm.pipedrive import PipedrivePersons
+from lead_caller.crms.hubspot.api import HubSpotContacts
+from lead_caller.crms.pipedrive.api import PipedrivePersons
 from lead_caller.dispatcher import Dispatcher, QueuedRecord
 from lead_caller.leads import LeadMessage
 from lead_caller.secrets import crm_credentials, unpod_credentials, webhook_credentials

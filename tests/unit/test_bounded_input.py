@@ -10,10 +10,10 @@ import boto3
 import pytest
 
 from lead_caller.contacts import ContactDocument
+from lead_caller.crms.hubspot.webhook import MAX_EVENTS_PER_REQUEST, HubSpotSource
 from lead_caller.leads import LeadMessage
 from lead_caller.queue import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, LeadQueue, QueueError, batches, oversize_problem
 from lead_caller.sources.base import PayloadError, load_json, record_id_problem
-from lead_caller.sources.hubspot import MAX_EVENTS_PER_REQUEST, HubSpotSource
 from tests.faults.hostile import build_intake, drain, request
 
 

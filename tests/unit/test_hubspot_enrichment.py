@@ -15,13 +15,13 @@ import pytest
 import urllib3
 
 from lead_caller.contacts import build_document
-from lead_caller.crm.hubspot import STANDARD_PROPERTIES, HubSpotContacts
+from lead_caller.crms.hubspot.api import STANDARD_PROPERTIES, HubSpotContacts
+from lead_caller.crms.hubspot.webhook import HUBSPOT_MAPPING
 from lead_caller.dispatcher import Dispatcher, QueuedRecord
 from lead_caller.intake import Intake
 from lead_caller.leads import LeadMessage
 from lead_caller.mapping import FieldMapping
 from lead_caller.queue import LeadQueue
-from lead_caller.sources.hubspot import HUBSPOT_MAPPING
 from local.hubspot_api import STANDIN_TOKEN, HubSpotApiStandIn
 from tests.unit.test_hubspot_source import SAMPLE_91, live
 

@@ -17,12 +17,12 @@ from typing import Any
 import boto3
 import pytest
 
+from lead_caller.crms.hubspot.webhook import HubSpotSource
 from lead_caller.intake import Intake
 from lead_caller.leads import LeadMessage
 from lead_caller.queue import LeadQueue
 from lead_caller.secrets import webhook_credentials
 from lead_caller.sources.base import AuthenticationError, ParsedLead, PayloadError, WebhookRequest
-from lead_caller.sources.hubspot import HubSpotSource
 from lead_caller.store import LeadStore
 
 SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"  # the docs' placeholder client secret

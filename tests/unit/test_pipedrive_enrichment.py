@@ -11,10 +11,10 @@ import boto3
 import pytest
 import urllib3
 
-from lead_caller.crm.pipedrive import PipedrivePersons
+from lead_caller.crms.pipedrive.api import PipedrivePersons
+from lead_caller.crms.pipedrive.webhook import PipedriveSource
 from lead_caller.dispatcher import Dispatcher, QueuedRecord
 from lead_caller.enrichment import Fetched
-from lead_caller.sources.pipedrive import PipedriveSource
 from local.pipedrive_api import ADDRESS_FIELD, JOB_TITLE_FIELD, PipedriveApiStandIn
 from tests.unit.test_pipedrive_source import USER_MAPPING, document, make_intake, request, sample
 

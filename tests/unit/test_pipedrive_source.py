@@ -15,12 +15,12 @@ import boto3
 import pytest
 
 from lead_caller.contacts import ContactDocument, build_document
+from lead_caller.crms.pipedrive.webhook import PipedriveSource
 from lead_caller.intake import Intake
 from lead_caller.leads import LeadMessage
 from lead_caller.mapping import FieldMapping
 from lead_caller.queue import LeadQueue, QueueError
 from lead_caller.sources.base import AuthenticationError, WebhookRequest
-from lead_caller.sources.pipedrive import PipedriveSource
 from lead_caller.store import LeadStore
 from local.signing import basic_authorization
 

@@ -14,14 +14,14 @@ import boto3
 import pytest
 
 from lead_caller.contacts import ContactDocument, build_document
+from lead_caller.crms.salesforce.events import is_salesforce_source, leads_from_event
+from lead_caller.crms.salesforce.webhook import SalesforceSource
 from lead_caller.intake import Intake
 from lead_caller.leads import LeadMessage
 from lead_caller.mapping import FieldMapping
 from lead_caller.queue import LeadQueue
 from lead_caller.sources import SOURCES
 from lead_caller.sources.base import PayloadError, WebhookRequest
-from lead_caller.sources.salesforce import SalesforceSource
-from lead_caller.sources.salesforce_events import is_salesforce_source, leads_from_event
 from lead_caller.store import LeadStore
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

@@ -18,15 +18,7 @@ import pytest
 from defusedxml.ElementTree import fromstring
 
 from lead_caller.contacts import ContactDocument, build_document
-from lead_caller.intake import Intake
-from lead_caller.leads import LeadMessage
-from lead_caller.mapping import FieldMapping
-from lead_caller.queue import LeadQueue
-from lead_caller.secrets import SecretError
-from lead_caller.sources import SOURCES
-from lead_caller.sources.base import AuthenticationError, PayloadError, WebhookRequest
-from lead_caller.sources.generic import GenericSource
-from lead_caller.sources.salesforce import (
+from lead_caller.crms.salesforce.webhook import (
     ACK_ENVELOPE,
     OUTBOUND_NS,
     SOAP11_NS,
@@ -35,6 +27,14 @@ from lead_caller.sources.salesforce import (
     parse_outbound_message,
     soap_fault,
 )
+from lead_caller.intake import Intake
+from lead_caller.leads import LeadMessage
+from lead_caller.mapping import FieldMapping
+from lead_caller.queue import LeadQueue
+from lead_caller.secrets import SecretError
+from lead_caller.sources import SOURCES
+from lead_caller.sources.base import AuthenticationError, PayloadError, WebhookRequest
+from lead_caller.sources.generic import GenericSource
 from lead_caller.store import LeadStore
 from local.signing import LOCAL_SIGNING_SECRET, standard_webhook_headers
 

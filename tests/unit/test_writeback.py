@@ -17,11 +17,11 @@ from moto import mock_aws
 from standardwebhooks.webhooks import Webhook
 
 from lead_caller.config import ConfigError, Settings
-from lead_caller.crm.callnote import CallNote, CrmRecord, CrmWriter, JsonHttp
-from lead_caller.crm.hubspot import HubSpotWriteback
-from lead_caller.crm.pipedrive import PipedriveWriteback, writeback_targets
-from lead_caller.crm.salesforce import SalesforceWriteback
-from lead_caller.crm.zoho import ZohoRecords, ZohoWriteback
+from lead_caller.crms.callnote import CallNote, CrmRecord, CrmWriter, JsonHttp
+from lead_caller.crms.hubspot.api import HubSpotWriteback
+from lead_caller.crms.pipedrive.api import PipedriveWriteback, writeback_targets
+from lead_caller.crms.salesforce.api import SalesforceWriteback
+from lead_caller.crms.zoho.api import ZohoRecords, ZohoWriteback
 from lead_caller.outbound import OutboundWebhook
 from lead_caller.store import _item, _values
 from lead_caller.writeback import Writeback, WritebackState

@@ -15,7 +15,7 @@ import boto3
 import pytest
 import urllib3
 
-from lead_caller.crm.zoho import (
+from lead_caller.crms.zoho.api import (
     DATA_CENTRES,
     ZohoConfig,
     ZohoCredentialsError,
@@ -25,11 +25,11 @@ from lead_caller.crm.zoho import (
     api_version,
     data_centre,
 )
+from lead_caller.crms.zoho.webhook import ZohoSource
 from lead_caller.dispatcher import Dispatcher, QueuedRecord
 from lead_caller.enrichment import Fetched
 from lead_caller.mapping import FieldMapping
 from lead_caller.sources import compile_mappings
-from lead_caller.sources.zoho import ZohoSource
 from local.zoho_api import ZohoApiStandIn
 from tests.unit.test_zoho_source import (  # noqa: F401 - _zoho_registered: an autouse fixture
     CREDENTIALS,

@@ -17,12 +17,12 @@ import pytest
 
 import lead_caller.sources as sources
 from lead_caller.contacts import ContactDocument, build_document
+from lead_caller.crms.zoho.webhook import ZohoSource, tag_names, zoho_record
 from lead_caller.intake import Intake
 from lead_caller.leads import LeadMessage
 from lead_caller.mapping import FieldMapping
 from lead_caller.queue import LeadQueue, QueueError
 from lead_caller.sources.base import AuthenticationError, PayloadError, WebhookRequest
-from lead_caller.sources.zoho import ZohoSource, tag_names, zoho_record
 from lead_caller.store import LeadStore
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from lead_caller.sources.zoho import ZohoSource
-from lead_caller.zoho_watch import (
+from lead_caller.crms.zoho.watch import (
     DEFAULT_EVENTS,
     WATCH_LIFETIME,
     WatchPermanentError,
@@ -19,6 +18,7 @@ from lead_caller.zoho_watch import (
     renew_watch,
     watch_settings,
 )
+from lead_caller.crms.zoho.webhook import ZohoSource
 from local.zoho_api import ZohoApiStandIn
 from tests.unit.test_zoho_enrichment import enricher, secret
 from tests.unit.test_zoho_source import CHANNEL_ID, CREDENTIALS, NOTIFICATION_TOKEN, callback

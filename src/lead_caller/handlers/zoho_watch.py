@@ -9,10 +9,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lead_caller.config import Settings
-from lead_caller.crm.zoho import ZohoRecords
+from lead_caller.crms.zoho.api import ZohoRecords
+from lead_caller.crms.zoho.watch import renew_watch, watch_settings
 from lead_caller.observability import logger, tracer
 from lead_caller.secrets import crm_credentials, webhook_credentials
-from lead_caller.zoho_watch import renew_watch, watch_settings
 
 settings = Settings.from_env()
 client = ZohoRecords(settings.zoho_accounts_base_url, settings.zoho_api_base_url)

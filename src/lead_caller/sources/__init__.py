@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from lead_caller.config import ConfigError, Settings
+from lead_caller.crms.hubspot.webhook import HubSpotSource
+from lead_caller.crms.pipedrive.webhook import PipedriveSource
+from lead_caller.crms.salesforce.webhook import SalesforceSource
+from lead_caller.crms.zoho.webhook import ZohoSource
 from lead_caller.mapping import FieldMapping
 from lead_caller.sources.base import Source
 from lead_caller.sources.generic import EventBridgeSource, GenericSource
-from lead_caller.sources.hubspot import HubSpotSource
-from lead_caller.sources.pipedrive import PipedriveSource
-from lead_caller.sources.salesforce import SalesforceSource
-from lead_caller.sources.zoho import ZohoSource
 
 SOURCES: dict[str, Source] = {
     source.name: source

@@ -1,7 +1,7 @@
 """Pipedrive API client: fetches the person (and organisation name) of lead/deal events.
 
 Used in the dispatch path for the enrichment kind "pipedrive_person" that
-`sources/pipedrive.py` queues. Credentials are the "pipedrive" object of the
+`crms/pipedrive/webhook.py` queues. Credentials are the "pipedrive" object of the
 CRM secret: `{"api_token": "..."}`, optionally `"company_domain": "acme"`
 (then requests go to https://acme.pipedrive.com, but only while the base URL
 is the default https://api.pipedrive.com, so a configured base URL such as
@@ -14,7 +14,7 @@ the lead/deal or the person names an organisation, `GET
 person itself (`person` in the spec): then only the organisation is asked,
 once per organisation (kept for ORGANIZATION_CACHE_SECONDS by the container). Outcomes (enrichment.Fetched):
 
-* ok: the normalised record (`sources.pipedrive.person_record`) with the
+* ok: the normalised record (`webhook.person_record`) with the
   event's lead/deal fields; the organisation lookup is best effort (a 404, a
   refusal or an outage leaves the company name out rather than delaying the call);
 * gone: the person answered 404/410, or is marked `is_deleted`;
@@ -42,11 +42,11 @@ from typing import Any, ClassVar
 import urllib3
 from urllib3.exceptions import HTTPError, MaxRetryError
 
-from lead_caller.crm.callnote import Answer, CallNote, CrmRecord, JsonHttp, WriteResult
+from lead_caller.crms.callnote import Answer, CallNote, CrmRecord, JsonHttp, WriteResult
+from lead_caller.crms.pipedrive.webhook import numeric_id, person_record
 from lead_caller.enrichment import Fetched
 from lead_caller.observability import logger, redact
 from lead_caller.retries import RETRY_STATUSES, retry_policy
-from lead_caller.sources.pipedrive import numeric_id, person_record
 
 DEFAULT_BASE_URL = "https://api.pipedrive.com"
 #: how long an organisation fetched for a person is reused by the container (its name rarely changes)

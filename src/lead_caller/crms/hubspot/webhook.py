@@ -8,7 +8,7 @@ One route, two senders, told apart by the body's shape:
   leads; every other event is acknowledged (200) and ignored, because HubSpot
   retries any 4xx/5xx for 24 h. The events carry ids only: each lead is queued
   with `enrichment = {"kind": "hubspot_contact", "object_id", "portal_id"}` and
-  the dispatcher reads the contact from the CRM API (`crm/hubspot.py`).
+  the dispatcher reads the contact from the CRM API (`crms/hubspot/api.py`).
 * a JSON **object** is a workflow webhook with the contact's properties:
   a custom flat body (`{"firstname": ..., "hs_object_id": ...}`) or the
   contact-profile shape (`{"vid", "portal-id", "properties": {name: {"value"}}}`).

@@ -3,7 +3,7 @@
 One route, two senders, told apart by the body:
 
 * a JSON object with `channel_id` and `ids`/`operation`/`module` is a
-  **Notification API** callback (`actions/watch`, renewed by `zoho_watch.py`).
+  **Notification API** callback (`actions/watch`, renewed by `crms/zoho/watch.py`).
   It is authenticated by the `token` and `channel_id` Zoho echoes from the
   watch, compared with `notification_token` and `channel_id` of the webhook
   credentials. Only `insert`/`create` on Leads or Contacts become leads (one
@@ -11,7 +11,7 @@ One route, two senders, told apart by the body:
   with `return_affected_field_values`) holds a record's values with a phone,
   they are the record; otherwise the lead is thin: `enrichment = {"kind":
   "zoho_record", "module", "id", ...}` and the dispatcher reads the record
-  from the CRM API (`crm/zoho.py`).
+  from the CRM API (`crms/zoho/api.py`).
 * anything else is a **workflow webhook** (Setup > Automation > Actions >
   Webhooks): a form (`application/x-www-form-urlencoded`, Zoho's "Form-data")
   or a raw JSON object of merge fields, one record. It is authenticated by a

@@ -4,7 +4,7 @@ Credentials: the `zoho` object of the CRM secret, `{"client_id", "client_secret"
 "refresh_token", "dc": "com", "api_version": "v8", "extra_fields": [...]}`
 (a self-client or server-based client of https://api-console.zoho.com with
 the scopes `ZohoCRM.modules.leads.READ,ZohoCRM.modules.contacts.READ`, plus
-`ZohoCRM.notifications.ALL` for `zoho_watch.py`).
+`ZohoCRM.notifications.ALL` for `crms/zoho/watch.py`).
 
 **OAuth**: the refresh-token grant, `POST {accounts}/oauth/v2/token` with
 `grant_type=refresh_token&client_id&client_secret&refresh_token` (form body),
@@ -21,7 +21,7 @@ request per module and 100 ids, `Authorization: Zoho-oauthtoken <token>`.
 `api_domain` comes from the token answer (data-centre aware), checked to be a
 Zoho API host unless the accounts URL was overridden (a local stand-in), and
 an `api_base_url` override always wins. Outcomes per id: returned -> ok (the
-flat record of `sources.zoho.zoho_record`); absent, or 204 -> gone; 401 after
+flat record of `webhook.zoho_record`); absent, or 204 -> gone; 401 after
 a fresh token, 403 and other 4xx -> permanent; 429/5xx/network -> transient.
 urllib3 retries 429/5xx/connection failures a few times in place, honouring
 `Retry-After` up to a cap (a read is safe to repeat); after a transient
@@ -46,11 +46,11 @@ from urllib.parse import urlencode, urlsplit
 import urllib3
 from urllib3.exceptions import HTTPError, MaxRetryError
 
-from lead_caller.crm.callnote import CallNote, CrmRecord, WriteResult
+from lead_caller.crms.callnote import CallNote, CrmRecord, WriteResult
+from lead_caller.crms.zoho.webhook import canonical_module, record_id_of, zoho_record
 from lead_caller.enrichment import Fetched, FetchOutcome
 from lead_caller.observability import logger, redact
 from lead_caller.retries import retry_policy
-from lead_caller.sources.zoho import canonical_module, record_id_of, zoho_record
 
 #: data centre -> (accounts server, API domain); Zoho's multi-DC tables
 DATA_CENTRES: dict[str, tuple[str, str]] = {
@@ -84,7 +84,7 @@ PERMANENT_TOKEN_ERRORS = frozenset(
         "invalid_scope",
     }
 )
-#: the fields read per module: what the built-in mapping (sources/zoho.py) reads
+#: the fields read per module: what the built-in mapping (crms/zoho/webhook.py) reads
 MODULE_FIELDS: dict[str, tuple[str, ...]] = {
     "Leads": (
         "First_Name",

@@ -8,7 +8,7 @@ HubSpot answers 200 when every id was found and 207 (multi-status) with
 missing ones (deleted, archived or never existed).
 
 Outcomes per requested id: found -> ok (the record flattened by
-`sources.hubspot.contact_record`, the same shape the workflow path maps);
+`webhook.contact_record`, the same shape the workflow path maps);
 reported missing or absent from the results -> gone; 401/403 and other 4xx ->
 permanent; 429/5xx/network -> transient. urllib3's `Retry` retries 429/5xx and
 connection/read failures a few times inside the invocation (a read is safe to
@@ -28,11 +28,11 @@ from typing import Any, ClassVar
 import urllib3
 from urllib3.exceptions import HTTPError, MaxRetryError
 
-from lead_caller.crm.callnote import Answer, CallNote, CrmRecord, JsonHttp, WriteResult
+from lead_caller.crms.callnote import Answer, CallNote, CrmRecord, JsonHttp, WriteResult
+from lead_caller.crms.hubspot.webhook import contact_record
 from lead_caller.enrichment import Fetched, FetchOutcome
 from lead_caller.observability import logger, redact
 from lead_caller.retries import retry_policy
-from lead_caller.sources.hubspot import contact_record
 
 BATCH_READ_PATH = "/crm/v3/objects/contacts/batch/read"
 MAX_IDS_PER_REQUEST = 100

@@ -11,7 +11,7 @@ the modules already watched (`PATCH`) and enables the others (`POST`) with
 (Zoho silently falls back to a one-hour expiry when asked for more than a week:
 `WATCH_LIFETIME` stays under it). `token` is the webhook secret's
 `notification_token` (at most 50 characters), `channel_id` its `channel_id`:
-what `sources/zoho.py` verifies on every callback.
+what `crms/zoho/webhook.py` verifies on every callback.
 
 Failures raise, so the scheduled invocation fails and the scheduler retries:
 `WatchPermanentError` when retrying cannot help (bad configuration, refused
@@ -27,9 +27,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from lead_caller.crm.zoho import ZohoAnswer, ZohoAuthError, ZohoConfig, ZohoCredentialsError, ZohoRecords
+from lead_caller.crms.zoho.api import ZohoAnswer, ZohoAuthError, ZohoConfig, ZohoCredentialsError, ZohoRecords
+from lead_caller.crms.zoho.webhook import LEAD_MODULES, MAX_NOTIFICATION_TOKEN_LENGTH, record_id_of
 from lead_caller.observability import logger
-from lead_caller.sources.zoho import LEAD_MODULES, MAX_NOTIFICATION_TOKEN_LENGTH, record_id_of
 
 WATCH_RESOURCE = "actions/watch"
 DEFAULT_EVENTS: tuple[str, ...] = tuple(f"{module}.create" for module in LEAD_MODULES)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from lead_caller.crm.callnote import Answer, CallNote, CrmRecord, JsonHttp, WriteResult
+from lead_caller.crms.callnote import Answer, CallNote, CrmRecord, JsonHttp, WriteResult
 from lead_caller.observability import logger, redact
 
 DEFAULT_API_VERSION = "v62.0"

@@ -9,7 +9,7 @@ Events handled (everything else is answered 200 and ignored):
   organisation's name (one request, cached per organisation; best effort: no
   CRM token or a failed lookup calls the person without a company name).
 * v2 `create.lead` / `create.deal`: ids only. The person is fetched in the
-  dispatch path (`crm/pipedrive.py`, enrichment kind "pipedrive_person") with
+  dispatch path (`crms/pipedrive/api.py`, enrichment kind "pipedrive_person") with
   its organisation's name; the lead/deal fields travel in the enrichment spec.
   A lead or deal without a person is recorded as rejected (no phone).
 * v1 `added.person`: `current` is the person, with `org_name`.
