@@ -463,10 +463,12 @@ class LocalStack:
                 QueueUrl=queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
+        crashed = "error" in response
         for message in messages:
-            if message["MessageId"] in failed:
+            if crashed and message["MessageId"] in failed:
                 # Lambda leaves failed messages invisible for the queue's visibility timeout
-                # (360 s deployed); locally they come back after a short delay.
+                # (360 s deployed); locally they come back after a short delay. A reported
+                # failure keeps the delay the handler gave it (the retry schedule).
                 sqs.change_message_visibility(
                     QueueUrl=queue_url,
                     ReceiptHandle=message["ReceiptHandle"],

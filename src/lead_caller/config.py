@@ -88,7 +88,8 @@ class Settings:
     unpod_connect_timeout: float = 3.05
     unpod_read_timeout: float = 15.0
     unpod_max_retries: int = 2
-    unpod_max_retry_after: float = 10.0
+    #: longest Retry-After waited inside one request; a longer one goes back to the queue for that long
+    unpod_max_retry_after: float = 2.0
     default_context: str = DEFAULT_CONTEXT
     default_schedule: Mapping[str, Any] = field(default_factory=lambda: {"type": "now"})
     default_phone_region: str = "US"
@@ -108,6 +109,18 @@ class Settings:
     #: Zoho accounts/API base URLs; None = the data centre's (from the CRM secret's "dc")
     zoho_accounts_base_url: str | None = None
     zoho_api_base_url: str | None = None
+    #: retry schedule (docs/resilience.md): delays after each per-lead failure, the last one repeats
+    retry_schedule_seconds: tuple[float, ...] = (30, 120, 600, 1_800, 3_600)
+    retry_horizon_seconds: float = 86_400
+    #: multiplies every retry/circuit delay and the horizon (time compression for the fault matrix)
+    retry_time_scale: float = 1.0
+    circuit_failure_threshold: int = 5
+    circuit_open_seconds: float = 30.0
+    circuit_max_open_seconds: float = 3_600.0
+    #: Create Task requests per second per Unpod space, shared by all dispatchers (0 = no ceiling)
+    unpod_requests_per_second: int = 10
+    pacing_max_wait_seconds: float = 2.0
+    dead_letter_queue_url: str = ""
 
     def routing_for(self, source: str) -> Routing:
         """The routing of a source, with the global defaults filled in."""
@@ -176,7 +189,28 @@ class Settings:
             lead_created_source=text("LEAD_CREATED_SOURCE", defaults.lead_created_source),
             zoho_accounts_base_url=env.get("ZOHO_ACCOUNTS_BASE_URL", "").strip().rstrip("/") or None,
             zoho_api_base_url=env.get("ZOHO_API_BASE_URL", "").strip().rstrip("/") or None,
+            retry_schedule_seconds=_retry_steps(env, defaults.retry_schedule_seconds),
+            retry_horizon_seconds=number("RETRY_HORIZON_SECONDS", defaults.retry_horizon_seconds, float, 1),
+            retry_time_scale=number("RETRY_TIME_SCALE", defaults.retry_time_scale, float, 1e-6),
+            circuit_failure_threshold=number("CIRCUIT_FAILURE_THRESHOLD", defaults.circuit_failure_threshold, int, 1),
+            circuit_open_seconds=number("CIRCUIT_OPEN_SECONDS", defaults.circuit_open_seconds, float, 1),
+            circuit_max_open_seconds=number("CIRCUIT_MAX_OPEN_SECONDS", defaults.circuit_max_open_seconds, float, 1),
+            unpod_requests_per_second=number("UNPOD_REQUESTS_PER_SECOND", defaults.unpod_requests_per_second),
+            pacing_max_wait_seconds=number("PACING_MAX_WAIT_SECONDS", defaults.pacing_max_wait_seconds, float),
+            dead_letter_queue_url=text("DEAD_LETTER_QUEUE_URL", defaults.dead_letter_queue_url),
         )
+
+
+def _retry_steps(env: Mapping[str, str], default: tuple[float, ...]) -> tuple[float, ...]:
+    from lead_caller.retry_schedule import parse_steps
+
+    raw = env.get("RETRY_SCHEDULE_SECONDS", "").strip()
+    if not raw:
+        return default
+    try:
+        return parse_steps(raw)
+    except ValueError as error:
+        raise ConfigError(f"RETRY_SCHEDULE_SECONDS: {error}, got {raw!r}") from None
 
 
 def _json_object(env: Mapping[str, str], name: str, default: Any) -> Any:

@@ -38,8 +38,10 @@ REJECTED = "rejected"
 DISPATCHING = "dispatching"
 CALL_REQUESTED = "call_requested"
 FAILED = "failed"
+#: the last attempt's answer is unknown: claimable again, but only after reconciliation with Unpod
+OUTCOME_UNKNOWN = "outcome_unknown"
 #: statuses after which a new delivery of the same record may be tried again
-RETRYABLE_STATUSES = (REJECTED, FAILED)
+RETRYABLE_STATUSES = (REJECTED, FAILED, OUTCOME_UNKNOWN)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -72,8 +74,15 @@ class Claim:
 
     @property
     def needs_reconcile(self) -> bool:
-        """True when an earlier attempt may have reached Unpod without us seeing the answer."""
-        return self.kind == "redelivered" and self.previous.get("call_state") == "sending"
+        """True when an earlier attempt may have reached Unpod without us seeing the answer.
+
+        Whatever brought the lead back (our own redelivery, a dead-letter redrive, a
+        sender's new delivery of an `outcome_unknown` or `failed` lead), a last attempt
+        left in call_state "sending" is reconciled before anything is sent again.
+        """
+        return self.kind != "duplicate" and (
+            self.previous.get("call_state") == "sending" or self.previous.get("status") == OUTCOME_UNKNOWN
+        )
 
 
 class LeadStore:
@@ -183,7 +192,7 @@ class LeadStore:
                 ),
                 ConditionExpression=(
                     "attribute_not_exists(pk) OR #s IN (:rejected, :failed) OR dedupe_until < :now "
-                    "OR (claim_id = :claim AND #s = :dispatching)"
+                    "OR (claim_id = :claim AND #s = :dispatching) OR #s = :unknown"
                 ),
                 ExpressionAttributeNames={"#s": "status", "#src": "source"},
                 ExpressionAttributeValues=_values(
@@ -191,6 +200,7 @@ class LeadStore:
                         ":dispatching": DISPATCHING,
                         ":rejected": REJECTED,
                         ":failed": FAILED,
+                        ":unknown": OUTCOME_UNKNOWN,
                         ":claim": claim_id,
                         ":now": int(now),
                         ":now_iso": iso(now),
@@ -280,6 +290,46 @@ class LeadStore:
         """The request may have reached Unpod: keep call_state "sending" so a retry reconciles first."""
         values = {"call_state": "sending", "error_kind": error_kind, "unpod_message": message}
         return self._finish(lead_id, claim_id, DISPATCHING, values)
+
+    def mark_retry(
+        self,
+        lead_id: str,
+        claim_id: str,
+        *,
+        error_kind: str,
+        message: str,
+        uncertain: bool,
+        lead_failures: int,
+        first_try_at: float,
+        next_try_at: float,
+    ) -> bool:
+        """Not done yet: record the attempt and when the next try is due (retry schedule).
+
+        `uncertain` keeps call_state "sending" (the request may have reached Unpod: the
+        next try reconciles first); otherwise "not_sent" (safe to resend).
+        """
+        values = {
+            "call_state": "sending" if uncertain else "not_sent",
+            "error_kind": error_kind,
+            "unpod_message": message,
+            "last_error": f"{error_kind}: {message}"[:500],
+            "lead_failures": lead_failures,
+            "first_try_at": iso(first_try_at),
+            "next_try_at": iso(next_try_at),
+        }
+        return self._finish(lead_id, claim_id, DISPATCHING, values)
+
+    def mark_outcome_unknown(self, lead_id: str, claim_id: str, reason: str, error_kind: str, message: str) -> bool:
+        """Given up while the last attempt's answer is unknown: never `failed`, reconciled before any new call."""
+        values = {
+            "reason": reason,
+            "error_kind": error_kind,
+            "unpod_message": message,
+            "last_error": f"{error_kind}: {message}"[:500],
+            "call_state": "sending",
+            "status_rank": 35,
+        }
+        return self._finish(lead_id, claim_id, OUTCOME_UNKNOWN, values)
 
     def mark_failed(
         self,

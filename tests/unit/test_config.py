@@ -19,7 +19,7 @@ NUMERIC: dict[str, tuple[str, float, type, float]] = {
     "UNPOD_CONNECT_TIMEOUT": ("unpod_connect_timeout", 3.05, float, 0.1),
     "UNPOD_READ_TIMEOUT": ("unpod_read_timeout", 15.0, float, 0.1),
     "UNPOD_MAX_RETRIES": ("unpod_max_retries", 2, int, 0),
-    "UNPOD_MAX_RETRY_AFTER": ("unpod_max_retry_after", 10.0, float, 0),
+    "UNPOD_MAX_RETRY_AFTER": ("unpod_max_retry_after", 2.0, float, 0),
     "MAX_DOCUMENTS_PER_REQUEST": ("max_documents_per_request", 20, int, 1),
     "DEDUPE_WINDOW_SECONDS": ("dedupe_window_seconds", 86_400, int, 0),
     "LEAD_RETENTION_DAYS": ("lead_retention_days", 365, int, 0),
