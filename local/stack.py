@@ -412,7 +412,10 @@ class LocalStack:
 
             do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815 - http.server naming
 
-        self.http = ThreadingHTTPServer(("127.0.0.1", self.options.port), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 1024  # a burst of concurrent webhooks must not be refused (default 5)
+
+        self.http = Server(("127.0.0.1", self.options.port), Handler)
         self.http.daemon_threads = True
         threading.Thread(target=self.http.serve_forever, name="local-http-api", daemon=True).start()
 
