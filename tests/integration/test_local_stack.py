@@ -30,7 +30,7 @@ def stack() -> Iterator[LocalStack]:
     options = StackOptions(
         port=0,
         retry_delay_seconds=1,
-        environment={"UNPOD_READ_TIMEOUT": "1.0", "MAX_RECEIVE_COUNT": "3"},
+        environment={"UNPOD_READ_TIMEOUT": "1.0", "MAX_RECEIVE_COUNT": "3", "RETRY_TIME_SCALE": "0.01"},
     )
     with LocalStack(options) as running:
         yield running
