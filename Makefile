@@ -21,7 +21,7 @@ SAM_VERSION := 1.170.0
 UV_VERSION := 0.13.9
 ARGS ?=
 
-.PHONY: help venv tools lambda-runtime lint format typecheck unit integration pytest sam-validate sam-build test run bench clean
+.PHONY: help venv tools lambda-runtime lint format typecheck unit integration pytest sam-validate sam-build test run bench faults clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -79,6 +79,9 @@ test: lint typecheck sam-validate sam-build pytest ## every check (what CI runs)
 
 run: venv ## the whole stack locally: embedded AWS, Unpod sandbox, API on 127.0.0.1:3000
 	$(PY) -m local.stack $(ARGS)
+
+faults: venv ## the fault matrix, full profile: a table of figures with targets (faults-report.json)
+	FAULTS_PROFILE=full $(PY) -m pytest tests/faults -q
 
 bench: venv sam-build ## measure intake/dispatch throughput and cold starts
 	$(PY) -m bench.run $(ARGS)

@@ -28,6 +28,8 @@ from lead_caller.unpod import UnpodCredentials
 from local.unpod_sandbox import UnpodSandbox
 from tests.conftest import fast_client
 
+pytestmark = pytest.mark.faults
+
 
 def lead(record_id: str, index: int = 0) -> LeadMessage:
     document = ContactDocument(

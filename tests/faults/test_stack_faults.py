@@ -22,6 +22,8 @@ import urllib3
 from local.signing import LOCAL_BEARER_TOKEN
 from local.stack import LocalStack, StackOptions
 
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
 BEARER = {"content-type": "application/json", "authorization": f"Bearer {LOCAL_BEARER_TOKEN}"}
 HOUR = 1.0  # real seconds per simulated hour
 ENVIRONMENT = {
