@@ -19,9 +19,9 @@ in-process breaker libraries (pybreaker, circuitbreaker) keep their state in mem
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer

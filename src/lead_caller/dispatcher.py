@@ -375,6 +375,10 @@ class Dispatcher:
             # Unpod is up and throttling: wait Retry-After (never call before it); not a failure
             wait = outcome.retry_after if outcome.retry_after is not None else self.schedule.delay(1)
             result.held[route.space_token] = self.clock() + wait
+            try:
+                self.pacer.hold(route.space_token, wait)  # shared: no dispatcher calls before Retry-After
+            except (ClientError, BotoCoreError) as error:
+                logger.warning("429 hold not shared", extra={"error": type(error).__name__})
             for lead in leads:
                 self._defer(lead, "throttled by Unpod (HTTP 429)", "http_429", wait, result)
             return
@@ -465,7 +469,7 @@ class Dispatcher:
         if wait > 0:
             metrics.add_metric(name="DispatchPaced", unit=MetricUnit.Count, value=len(leads))
             for lead in leads:
-                self._defer(lead, "paced: the per-second request ceiling is reached", "paced", wait, result)
+                self._defer(lead, "paced: the per-second ceiling or a 429 hold", "paced", wait, result)
             return True
         return False
 

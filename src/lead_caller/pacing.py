@@ -6,6 +6,9 @@ budget is spent. A dispatcher that finds the second full waits for the next one 
 `max_wait_seconds`), else it defers the message to the queue. The space token is hashed in
 the key so that it never appears in the table.
 
+A 429's `Retry-After` is shared the same way (`rate#<space hash>#hold`, `until`): no
+dispatcher sends to that space before it, whichever one was told.
+
 Written by hand: the counter must be shared across Lambda containers (an in-process
 token bucket such as `pyrate-limiter`'s memory bucket would allow N times the rate).
 """
@@ -47,11 +50,41 @@ class Pacer:
         """False when no ceiling is configured (0)."""
         return self.requests_per_second > 0
 
+    def hold(self, space_token: str, seconds: float) -> None:
+        """Unpod asked to wait (429 Retry-After): no request to this space for `seconds`."""
+        until = self.clock() + seconds
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"{RATE_PREFIX}{_space(space_token)}#hold"}},
+                UpdateExpression="SET #until = :until, expires_at = :ttl",
+                ConditionExpression="attribute_not_exists(#until) OR #until < :until",
+                ExpressionAttributeNames={"#until": "until"},
+                ExpressionAttributeValues={
+                    ":until": {"N": f"{until:.3f}"},
+                    ":ttl": {"N": str(int(until) + 300)},
+                },
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def held_for(self, space_token: str) -> float:
+        """Seconds left of a shared 429 hold on this space (0.0 when none)."""
+        response = self.client.get_item(
+            TableName=self.table_name, Key={"pk": {"S": f"{RATE_PREFIX}{_space(space_token)}#hold"}}
+        )
+        until = float((response.get("Item") or {}).get("until", {}).get("N", 0))
+        return max(0.0, until - self.clock())
+
     def acquire(self, space_token: str) -> float:
         """Take one request slot: 0.0 when taken (after waiting if needed), else seconds to defer by."""
+        held = self.held_for(space_token)
+        if held > 0:
+            return held
         if not self.enabled:
             return 0.0
-        space = hashlib.sha256(space_token.encode()).hexdigest()[:16]
+        space = _space(space_token)
         deadline = self.clock() + self.max_wait_seconds
         while True:
             now = self.clock()
@@ -81,3 +114,8 @@ class Pacer:
                 return False
             raise
         return True
+
+
+def _space(space_token: str) -> str:
+    """The space as it appears in keys: a short hash, never the token itself."""
+    return hashlib.sha256(space_token.encode()).hexdigest()[:16]

@@ -3,10 +3,11 @@
 urllib3's `Retry` does the work: backoff, `Retry-After`, which statuses and
 methods to retry. Two things are added here: a cap on `Retry-After` waits
 (Lambda time is billed and bounded) and a lenient parser for malformed
-`Retry-After` values (which urllib3 raises on). An answer whose `Retry-After`
-is longer than the cap is not retried in-request at all (never call before
-`Retry-After`): it is returned, and the caller delays the work by that long
-(the dispatcher hands the message back to SQS with that visibility).
+`Retry-After` values (which urllib3 raises on). With `defer_long_retry_after`
+(the Unpod client), an answer whose `Retry-After` is longer than the cap is not
+retried in-request at all (never call before `Retry-After`): it is returned, and
+the caller delays the work by that long (the dispatcher hands the message back
+to SQS with that visibility).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class CappedRetry(Retry):
     """urllib3 Retry that waits a Retry-After only up to max_retry_after, and otherwise gives the answer back."""
 
     max_retry_after: float = 10.0
+    #: give a longer Retry-After back to the caller instead of retrying before it
+    defer_long_retry_after: bool = False
 
     def get_retry_after(self, response: Any) -> float | None:
         """Retry-After in seconds, capped at max_retry_after (longer ones are never retried, see increment)."""
@@ -46,7 +49,7 @@ class CappedRetry(Retry):
         urllib3 then returns that answer (raise_on_status is off), so that the caller
         can wait the full Retry-After elsewhere instead of calling again too early.
         """
-        if response is not None:
+        if response is not None and self.defer_long_retry_after:
             wanted = Retry.get_retry_after(self, response)
             if wanted is not None and wanted > self.max_retry_after:
                 raise MaxRetryError(_pool, url or "", ResponseError(f"Retry-After {wanted:g}s exceeds the cap"))
@@ -66,6 +69,7 @@ class CappedRetry(Retry):
         """Keep the cap across increments."""
         retry = super().new(**kw)
         retry.max_retry_after = self.max_retry_after
+        retry.defer_long_retry_after = self.defer_long_retry_after
         return retry
 
 
@@ -77,6 +81,7 @@ def retry_policy(
     resend_after_timeout: bool,
     methods: Iterable[str] = ("GET", "POST"),
     backoff_max: float = 4.0,
+    defer_long_retry_after: bool = False,
 ) -> CappedRetry:
     """Retries for connection failures and 429/5xx answers; never raises on a final bad status.
 
@@ -100,4 +105,5 @@ def retry_policy(
         raise_on_redirect=False,
     )
     retry.max_retry_after = max_retry_after
+    retry.defer_long_retry_after = defer_long_retry_after
     return retry

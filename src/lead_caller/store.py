@@ -344,6 +344,7 @@ class LeadStore:
     ) -> bool:
         """The lead will not be called (Unpod refused, retries ran out, the CRM record is unusable)."""
         values: dict[str, Any] = {"reason": reason, "error_kind": error_kind, "unpod_message": message}
+        values["call_state"] = "not_sent"  # Unpod answered (or was never asked): nothing to reconcile
         if document:
             values["document"] = dict(document)
         if http_status is not None:

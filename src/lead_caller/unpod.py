@@ -104,6 +104,7 @@ class UnpodClient:
             backoff_factor=backoff_factor,
             resend_after_timeout=False,
             backoff_max=8.0,
+            defer_long_retry_after=True,  # never call Unpod before its Retry-After
         )
         self.retry = retry
         self.pool = pool or urllib3.PoolManager(num_pools=4, maxsize=4, retries=retry, timeout=self.timeout)

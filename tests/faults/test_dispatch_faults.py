@@ -125,7 +125,7 @@ def test_timeout_after_unpod_accepted_with_many_newer_runs(fault_settings, sandb
     record_figure("timeout after acceptance", "second calls (150 newer runs)", second_calls, "0", second_calls == 0)
     assert result.retry == {}
     assert second_calls == 0
-    assert dispatcher.store.get(message.lead_id)["reconciled"] is True
+    assert (dispatcher.store.get(message.lead_id) or {}).get("reconciled") is True
 
 
 def test_crash_between_unpods_success_and_the_dynamodb_write(fault_settings, sandbox, credentials, record_figure):
@@ -165,7 +165,7 @@ def event_source(
     lock = threading.Lock()
 
     def poll() -> None:
-        sqs = boto3.client("sqs")
+        sqs: Any = boto3.client("sqs")
         dispatcher = make_dispatcher(settings, sandbox, credentials)
         while not stop.is_set():
             messages = sqs.receive_message(
@@ -174,7 +174,7 @@ def event_source(
             if not messages:
                 time.sleep(0.1)
                 continue
-            records = [
+            records: list[dict[str, Any]] = [
                 {
                     "messageId": m["MessageId"],
                     "receiptHandle": m["ReceiptHandle"],
@@ -218,7 +218,7 @@ def test_paced_burst(fault_settings, aws, sandbox, credentials, record_figure, f
         dead_letter_queue_url=aws.dlq_url,
     )
     sandbox.rate_limit_per_second = rate
-    sqs = boto3.client("sqs")
+    sqs: Any = boto3.client("sqs")
     messages = [lead(f"burst-{i}", i) for i in range(leads)]
     for start in range(0, leads, 10):
         entries = [{"Id": str(j), "MessageBody": m.to_json()} for j, m in enumerate(messages[start : start + 10])]
