@@ -288,3 +288,19 @@ def test_find_task_pages_back_through_many_newer_runs(client, credentials, sandb
     assert client.find_task(credentials, "generic-never", since, page_size=10) is None
     with pytest.raises(UnpodLookupError):
         client.find_task(credentials, "generic-never", since, page_size=5, max_pages=2)
+
+
+def test_a_429_holds_the_space_for_every_dispatcher_until_retry_after(resilient, sandbox, settings, client, clock):
+    sandbox.enqueue_fault("status", status=429, headers={"Retry-After": "20"})
+    first = record(lead("told-to-wait"))
+    assert first.message_id in resilient.dispatch([first]).retry
+    other = Dispatcher(settings, resilient.store, client, resilient.credentials, pacer=resilient.pacer, clock=clock)
+
+    later = record(lead("another-lead", "+15125550177"))
+    result = other.dispatch([later])
+
+    assert len(sandbox.requests) == 1  # the other dispatcher did not call before Retry-After
+    assert result.delays[later.message_id] >= 19
+    clock.advance(21)
+    assert other.dispatch([again(later, 2)]).retry == {}
+    assert len(sandbox.created_tasks) == 1
