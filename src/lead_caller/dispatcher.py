@@ -208,7 +208,7 @@ class Dispatcher:
             result.dead_letter[record.message_id] = "unreadable message"
             return None
         try:
-            claim = self.store.claim(message, record.message_id)
+            claim = self.store.claim(message, record.message_id, record.receive_count)
         except (ClientError, BotoCoreError) as error:
             logger.warning("claim failed", extra={"lead_id": message.lead_id, "error": type(error).__name__})
             result.later(record.message_id, "claim failed", self.schedule.scaled(5.0) + 1.0)

@@ -176,8 +176,12 @@ class LeadStore:
             raise
         return True
 
-    def claim(self, message: LeadMessage, claim_id: str) -> Claim:
-        """Take a lead for calling (status dispatching, call_state sending) if nobody else has."""
+    def claim(self, message: LeadMessage, claim_id: str, receive_count: int = 0) -> Claim:
+        """Take a lead for calling (status dispatching, call_state sending) if nobody else has.
+
+        Our own message comes back only with a higher `receive_count` (SQS's
+        ApproximateReceiveCount): two concurrent copies of one receive cannot both claim it.
+        """
         now = self.clock()
         try:
             response = self.client.update_item(
@@ -187,12 +191,13 @@ class LeadStore:
                     "SET #s = :dispatching, claim_id = :claim, claimed_at = :now_iso, updated_at = :now_iso, "
                     "#src = :source, record_id = :record_id, document = :document, received_at = :received, "
                     "dedupe_until = :until, expires_at = :expires, call_state = :sending, "
-                    "attempts = if_not_exists(attempts, :zero) + :one "
+                    "attempts = if_not_exists(attempts, :zero) + :one, claim_receive = :receive "
                     "REMOVE reason, unpod_status, unpod_message, error_kind, run_id, task_ids"
                 ),
                 ConditionExpression=(
                     "attribute_not_exists(pk) OR #s IN (:rejected, :failed) OR dedupe_until < :now "
-                    "OR (claim_id = :claim AND #s = :dispatching) OR #s = :unknown"
+                    "OR (claim_id = :claim AND #s = :dispatching "
+                    "AND (attribute_not_exists(claim_receive) OR claim_receive < :receive_below)) OR #s = :unknown"
                 ),
                 ExpressionAttributeNames={"#s": "status", "#src": "source"},
                 ExpressionAttributeValues=_values(
@@ -201,6 +206,8 @@ class LeadStore:
                         ":rejected": REJECTED,
                         ":failed": FAILED,
                         ":unknown": OUTCOME_UNKNOWN,
+                        ":receive": receive_count,
+                        ":receive_below": receive_count or 2**62,  # 0 = not known: no check
                         ":claim": claim_id,
                         ":now": int(now),
                         ":now_iso": iso(now),
