@@ -96,7 +96,7 @@ class Settings:
     max_documents_per_request: int = 20
     dedupe_window_seconds: int = 86_400
     lead_retention_days: int = 365
-    max_receive_count: int = 5
+    max_receive_count: int = 1000  # a safety net: the retry schedule decides (docs/resilience.md)
     max_body_bytes: int = 1_048_576
     public_base_url: str | None = None
     secrets_max_age_seconds: int = 300
@@ -110,8 +110,8 @@ class Settings:
     zoho_accounts_base_url: str | None = None
     zoho_api_base_url: str | None = None
     #: retry schedule (docs/resilience.md): delays after each per-lead failure, the last one repeats
-    retry_schedule_seconds: tuple[float, ...] = (30, 120, 600, 1_800, 3_600)
-    retry_horizon_seconds: float = 86_400
+    retry_schedule_seconds: tuple[float, ...] = (30.0, 120.0, 600.0, 1_800.0, 3_600.0)
+    retry_horizon_seconds: float = 86_400.0
     #: multiplies every retry/circuit delay and the horizon (time compression for the fault matrix)
     retry_time_scale: float = 1.0
     circuit_failure_threshold: int = 5
