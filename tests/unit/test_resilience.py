@@ -304,3 +304,34 @@ def test_a_429_holds_the_space_for_every_dispatcher_until_retry_after(resilient,
     clock.advance(21)
     assert other.dispatch([again(later, 2)]).retry == {}
     assert len(sandbox.created_tasks) == 1
+
+
+# ---- the template wires it ------------------------------------------------------------------
+def test_the_template_wires_the_schedule_the_circuit_alarms_and_pacing():
+    from lead_caller.config import Settings
+    from local.resources import load_template, parameter_defaults
+
+    template = load_template()
+    resources, defaults = template["Resources"], parameter_defaults(template)
+    dispatch = resources["DispatchFunction"]["Properties"]
+    variables = dispatch["Environment"]["Variables"]
+    for name in (
+        "DEAD_LETTER_QUEUE_URL",
+        "RETRY_SCHEDULE_SECONDS",
+        "RETRY_HORIZON_SECONDS",
+        "UNPOD_REQUESTS_PER_SECOND",
+    ):
+        assert name in variables
+    parsed = Settings.from_env(
+        {name: defaults[ref["Ref"]] for name, ref in variables.items() if ref["Ref"] in defaults}
+    )
+    assert parsed.retry_schedule_seconds == Settings().retry_schedule_seconds
+    assert dispatch["Events"]["Leads"]["Properties"]["ScalingConfig"] == {
+        "MaximumConcurrency": {"Ref": "DispatchMaxConcurrency"}
+    }
+    assert int(defaults["MaxReceiveCount"]) >= 100  # a safety net that cannot cut the schedule short
+    assert resources["LeadsQueue"]["Properties"]["MessageRetentionPeriod"] == 1_209_600
+    alarms = {r["Properties"].get("MetricName") for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {"UnpodUnavailable", "UnpodCredentialsRejected"} <= alarms
+    throttling = resources["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    assert set(throttling) == {"ThrottlingBurstLimit", "ThrottlingRateLimit"}
