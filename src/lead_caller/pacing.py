@@ -37,6 +37,7 @@ class Pacer:
         max_wait_seconds: float = 2.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        edge_seconds: float = 0.2,
     ) -> None:
         self.client = client
         self.table_name = table_name
@@ -44,6 +45,9 @@ class Pacer:
         self.max_wait_seconds = max_wait_seconds
         self.clock = clock
         self.sleep = sleep
+        #: no slot is taken in the last `edge_seconds` of a second, so that a request does not
+        #: reach Unpod in the next second (and count there too)
+        self.edge_seconds = edge_seconds
 
     @property
     def enabled(self) -> bool:
@@ -89,7 +93,7 @@ class Pacer:
         while True:
             now = self.clock()
             second = math.floor(now)
-            if self._take(space, second):
+            if now - second < 1.0 - self.edge_seconds and self._take(space, second):
                 return 0.0
             next_second = second + 1
             if next_second > deadline:

@@ -45,9 +45,11 @@ _ITEM_LOCK = threading.Lock()
 
 
 class AtomicItems:
-    """A DynamoDB client whose calls are serialised. In-process moto evaluates a condition and
-    writes in two Python steps that threads can interleave; real DynamoDB applies a conditional
-    write atomically per item, which this restores (the code under test is unchanged)."""
+    """A client whose calls are serialised. In-process moto is not thread-safe: it evaluates a
+    DynamoDB condition and writes in two Python steps that threads can interleave, and it can hand
+    one SQS message to two concurrent receivers. Real DynamoDB applies a conditional write
+    atomically per item and SQS hides a received message for its visibility timeout, which this
+    restores (the code under test is unchanged)."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -170,7 +172,7 @@ def event_source(
     lock = threading.Lock()
 
     def poll() -> None:
-        sqs: Any = boto3.client("sqs")
+        sqs: Any = AtomicItems(boto3.client("sqs"))
         dispatcher = make_dispatcher(settings, sandbox, credentials)
         while not stop.is_set():
             messages = sqs.receive_message(
@@ -203,7 +205,7 @@ def event_source(
                 with lock:
                     done["leads"] += len(finished)
 
-    producer: Any = boto3.client("sqs")
+    producer: Any = AtomicItems(boto3.client("sqs"))
     sent = 0
 
     def top_up() -> int:

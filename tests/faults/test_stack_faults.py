@@ -185,15 +185,12 @@ def test_concurrent_webhooks(stack, record_figure, faults_profile):
     def send(body: dict[str, Any]) -> int:
         barrier.wait()
         try:
-            response = urllib3.request(
-                "POST",
-                stack.api_url + "/webhooks/generic",
-                body=json.dumps(body).encode(),
-                headers=BEARER,
-                retries=False,
-            )
+            with urllib3.PoolManager(retries=False) as sender:  # its own connection, like an independent sender
+                response = sender.request(
+                    "POST", stack.api_url + "/webhooks/generic", body=json.dumps(body).encode(), headers=BEARER
+                )
         except urllib3.exceptions.HTTPError as error:
-            errors.append(type(error).__name__)
+            errors.append(f"{type(error).__name__}: {getattr(error, 'reason', error)}")
             return 0
         return response.status
 
@@ -210,4 +207,4 @@ def test_concurrent_webhooks(stack, record_figure, faults_profile):
     record_figure(case, "connection errors", len(errors), "0", not errors)
     record_figure(case, "lead records", recorded, str(count), recorded == count)
     record_figure(case, "leads called once", called_once, str(count), called_once == count)
-    assert (accepted, len(errors), recorded, called_once) == (count, 0, count, count)
+    assert (accepted, len(errors), recorded, called_once) == (count, 0, count, count), sorted(set(errors))[:3]
