@@ -335,3 +335,11 @@ def test_the_template_wires_the_schedule_the_circuit_alarms_and_pacing():
     assert {"UnpodUnavailable", "UnpodCredentialsRejected"} <= alarms
     throttling = resources["HttpApi"]["Properties"]["DefaultRouteSettings"]
     assert set(throttling) == {"ThrottlingBurstLimit", "ThrottlingRateLimit"}
+
+
+def test_our_own_message_is_claimed_again_only_with_a_higher_receive_count(store):
+    message = lead("receive-count")
+    assert store.claim(message, "message-1", 1).kind == "claimed"
+    assert store.claim(message, "message-1", 1).kind == "duplicate"  # a concurrent copy of the same receive
+    assert store.claim(message, "message-1", 2).kind == "redelivered"
+    assert store.claim(message, "message-1").kind == "redelivered"  # receive count unknown: no check
