@@ -115,6 +115,9 @@ test: lint typecheck sam-validate sam-build pytest ## every check (what CI runs)
 run: venv ## the whole stack locally: API on 127.0.0.1:3000, embedded AWS :3001, Unpod sandbox :3002
 	$(PY) -m local.stack $(ARGS)
 
+faults: venv ## the fault matrix, full profile: a table of figures with targets (faults-report.json)
+	FAULTS_PROFILE=full $(PY) -m pytest tests/faults -q
+
 bench: venv sam-build ## measure intake/dispatch throughput and cold starts
 	$(PY) -m bench.run $(ARGS)
 

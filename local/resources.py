@@ -188,6 +188,7 @@ def function_environment(
         {
             "LEADS_TABLE_NAME": resources.table_name,
             "LEADS_QUEUE_URL": resources.queue_url,
+            "DEAD_LETTER_QUEUE_URL": resources.dlq_url,
             "UNPOD_SECRET_ID": resources.unpod_secret_id,
             "WEBHOOK_SECRET_ID": resources.webhook_secret_id,
             "CRM_SECRET_ID": resources.crm_secret_id,

@@ -560,7 +560,10 @@ class LocalStack:
 
             do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815 - http.server naming
 
-        self.http = ThreadingHTTPServer(("127.0.0.1", self.options.port), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 1024  # a burst of concurrent webhooks must not be refused (default 5)
+
+        self.http = Server(("127.0.0.1", self.options.port), Handler)
         self.http.daemon_threads = True
         threading.Thread(target=self.http.serve_forever, name="local-http-api", daemon=True).start()
 
@@ -611,10 +614,12 @@ class LocalStack:
                 QueueUrl=queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
+        crashed = "error" in response
         for message in messages:
-            if message["MessageId"] in failed:
+            if crashed and message["MessageId"] in failed:
                 # Lambda leaves failed messages invisible for the queue's visibility timeout
-                # (360 s deployed); locally they come back after a short delay.
+                # (360 s deployed); locally they come back after a short delay. A reported
+                # failure keeps the delay the handler gave it (the retry schedule).
                 sqs.change_message_visibility(
                     QueueUrl=queue_url,
                     ReceiptHandle=message["ReceiptHandle"],

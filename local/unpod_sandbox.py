@@ -16,6 +16,7 @@ import itertools
 import json
 import re
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -237,6 +238,34 @@ class UnpodSandbox(StandInServer[Fault]):
         self.calls = CallSimulation()
         self._timers: list[threading.Timer] = []
         self._deliveries: list[JSONDict] = []
+        #: fault windows (epoch seconds): every Create Task answers 503 until outage_until
+        self.outage_until = 0.0
+        self.outage_status = 503
+        #: Create Task requests accepted per wall-clock second (0 = unlimited); beyond: 429 + Retry-After
+        self.rate_limit_per_second = 0
+        self.rate_limit_retry_after = "1"
+        self._per_second: dict[int, int] = {}
+
+    def start_outage(self, seconds: float, status: int = 503) -> None:
+        """Answer every Create Task with `status` for the next `seconds` (an Unpod outage)."""
+        self.outage_status = status
+        self.outage_until = time.time() + seconds
+
+    def _window_reply(self) -> Reply | None:
+        """The outage or rate-limit answer that applies now, if any."""
+        now = time.time()
+        if now < self.outage_until:
+            return _envelope(self.outage_status, status_phrase(self.outage_status))
+        if self.rate_limit_per_second > 0:
+            second = int(now)
+            with self._lock:
+                used = self._per_second.get(second, 0)
+                if used >= self.rate_limit_per_second:
+                    reply = _envelope(429, "Request was throttled.")
+                    reply.headers["Retry-After"] = self.rate_limit_retry_after
+                    return reply
+                self._per_second[second] = used + 1
+        return None
 
     @property
     def base_url(self) -> str:
@@ -362,6 +391,9 @@ class UnpodSandbox(StandInServer[Fault]):
             parsed, parse_ok = json.loads(body), True
 
         def serve() -> Reply:
+            window = self._window_reply()
+            if window is not None:
+                return window
             try:
                 reply = self._create_task_checked(headers, parsed, parse_ok, space)
             except ReplyError as problem:
@@ -379,6 +411,7 @@ class UnpodSandbox(StandInServer[Fault]):
                 "body": body.decode("utf-8", "replace"),
                 **self._outcome(reply, fault),
                 "received": _now_iso(),
+                "received_epoch": time.time(),
             }
         )
         return reply

@@ -105,14 +105,15 @@ class Settings:
     unpod_connect_timeout: float = 3.05
     unpod_read_timeout: float = 15.0
     unpod_max_retries: int = 2
-    unpod_max_retry_after: float = 10.0
+    #: longest Retry-After waited inside one request; a longer one goes back to the queue for that long
+    unpod_max_retry_after: float = 2.0
     default_context: str = DEFAULT_CONTEXT
     default_schedule: Mapping[str, Any] = field(default_factory=lambda: {"type": "now"})
     default_phone_region: str = "US"
     max_documents_per_request: int = 20
     dedupe_window_seconds: int = 86_400
     lead_retention_days: int = 365
-    max_receive_count: int = 5
+    max_receive_count: int = 1000  # a safety net: the retry schedule decides (docs/resilience.md)
     max_body_bytes: int = 1_048_576
     public_base_url: str | None = None
     secrets_max_age_seconds: int = 300
@@ -149,6 +150,19 @@ class Settings:
     recall_delays_seconds: tuple[int, ...] = (14_400, 86_400)
     #: the stack's calling-policy layer over policy.DEFAULT_POLICY (env CALLING_POLICY)
     calling_policy: Mapping[str, Any] = field(default_factory=dict)
+
+    #: retry schedule (docs/resilience.md): delays after each per-lead failure, the last one repeats
+    retry_schedule_seconds: tuple[float, ...] = (30.0, 120.0, 600.0, 1_800.0, 3_600.0)
+    retry_horizon_seconds: float = 86_400.0
+    #: multiplies every retry/circuit delay and the horizon (time compression for the fault matrix)
+    retry_time_scale: float = 1.0
+    circuit_failure_threshold: int = 5
+    circuit_open_seconds: float = 30.0
+    circuit_max_open_seconds: float = 3_600.0
+    #: Create Task requests per second per Unpod space, shared by all dispatchers (0 = no ceiling)
+    unpod_requests_per_second: int = 10
+    pacing_max_wait_seconds: float = 2.0
+    dead_letter_queue_url: str = ""
 
     def space_for(self, routing: Mapping[str, Any], default: str) -> str:
         """The space token of a stored routing (`stored_routing`): a configured token with that
@@ -248,6 +262,15 @@ class Settings:
             max_call_attempts=number("MAX_CALL_ATTEMPTS", defaults.max_call_attempts, int, 1),
             recall_delays_seconds=_delays(env, "RECALL_DELAYS_SECONDS", defaults.recall_delays_seconds),
             calling_policy=_calling_policy(env),
+            retry_schedule_seconds=_retry_steps(env, defaults.retry_schedule_seconds),
+            retry_horizon_seconds=number("RETRY_HORIZON_SECONDS", defaults.retry_horizon_seconds, float, 1),
+            retry_time_scale=number("RETRY_TIME_SCALE", defaults.retry_time_scale, float, 1e-6),
+            circuit_failure_threshold=number("CIRCUIT_FAILURE_THRESHOLD", defaults.circuit_failure_threshold, int, 1),
+            circuit_open_seconds=number("CIRCUIT_OPEN_SECONDS", defaults.circuit_open_seconds, float, 1),
+            circuit_max_open_seconds=number("CIRCUIT_MAX_OPEN_SECONDS", defaults.circuit_max_open_seconds, float, 1),
+            unpod_requests_per_second=number("UNPOD_REQUESTS_PER_SECOND", defaults.unpod_requests_per_second),
+            pacing_max_wait_seconds=number("PACING_MAX_WAIT_SECONDS", defaults.pacing_max_wait_seconds, float),
+            dead_letter_queue_url=text("DEAD_LETTER_QUEUE_URL", defaults.dead_letter_queue_url),
         )
 
 
@@ -263,6 +286,18 @@ def _delays(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tupl
     if not delays or any(delay < 0 for delay in delays):
         raise ConfigError(f"{name} must list at least one delay >= 0, got {raw!r}")
     return delays
+
+
+def _retry_steps(env: Mapping[str, str], default: tuple[float, ...]) -> tuple[float, ...]:
+    from lead_caller.retry_schedule import parse_steps
+
+    raw = env.get("RETRY_SCHEDULE_SECONDS", "").strip()
+    if not raw:
+        return default
+    try:
+        return parse_steps(raw)
+    except ValueError as error:
+        raise ConfigError(f"RETRY_SCHEDULE_SECONDS: {error}, got {raw!r}") from None
 
 
 def _json_object(env: Mapping[str, str], name: str, default: Any) -> Any:

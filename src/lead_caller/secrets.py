@@ -16,9 +16,9 @@ class SecretError(Exception):
     """A secret is missing, unreadable or incomplete."""
 
 
-def _read_json_secret(secret_id: str, max_age: int) -> Mapping[str, Any]:
+def _read_json_secret(secret_id: str, max_age: int, force: bool = False) -> Mapping[str, Any]:
     try:
-        value = parameters.get_secret(secret_id, transform="json", max_age=max_age)
+        value = parameters.get_secret(secret_id, transform="json", max_age=max_age, force_fetch=force)
     except parameters.exceptions.TransformParameterError:
         raise SecretError(f"secret {secret_id} is not a JSON object") from None
     except parameters.exceptions.GetParameterError as error:
@@ -29,9 +29,9 @@ def _read_json_secret(secret_id: str, max_age: int) -> Mapping[str, Any]:
     return value
 
 
-def unpod_credentials(settings: Settings) -> UnpodCredentials:
-    """The Unpod api_token, space_token, org_handle and pilot."""
-    value = _read_json_secret(settings.unpod_secret_id, settings.secrets_max_age_seconds)
+def unpod_credentials(settings: Settings, force: bool = False) -> UnpodCredentials:
+    """The Unpod api_token, space_token, org_handle and pilot (`force`: past the cache, e.g. after a 401)."""
+    value = _read_json_secret(settings.unpod_secret_id, settings.secrets_max_age_seconds, force)
     missing = [key for key in ("api_token", "space_token", "pilot") if not str(value.get(key) or "").strip()]
     if missing:
         raise ConfigError(f"secret {settings.unpod_secret_id} lacks {', '.join(missing)}")

@@ -42,7 +42,8 @@ CALL_REQUESTED = "call_requested"
 FAILED = "failed"
 SUPPRESSED = "suppressed"
 #: statuses after which a new delivery of the same record may be tried again
-RETRYABLE_STATUSES = (REJECTED, FAILED, SUPPRESSED)
+#: (outcome_unknown: the claim takes it only when no call was requested, and reconciles first)
+RETRYABLE_STATUSES = (REJECTED, FAILED, SUPPRESSED, "outcome_unknown")
 # Call outcomes (docs/lifecycle.md): statuses after call_requested and their ranks.
 IN_PROGRESS = "in_progress"
 OUTCOME_UNKNOWN = "outcome_unknown"
@@ -118,8 +119,15 @@ class Claim:
 
     @property
     def needs_reconcile(self) -> bool:
-        """True when an earlier attempt may have reached Unpod without us seeing the answer."""
-        return self.kind == "redelivered" and self.previous.get("call_state") == "sending"
+        """True when an earlier attempt may have reached Unpod without us seeing the answer.
+
+        Whatever brought the lead back (our own redelivery, a dead-letter redrive, a
+        sender's new delivery of an `outcome_unknown` or `failed` lead), a last attempt
+        left in call_state "sending" is reconciled before anything is sent again.
+        """
+        return self.kind != "duplicate" and (
+            self.previous.get("call_state") == "sending" or self.previous.get("status") == OUTCOME_UNKNOWN
+        )
 
 
 class LeadStore:
@@ -217,8 +225,12 @@ class LeadStore:
             raise
         return True
 
-    def claim(self, message: LeadMessage, claim_id: str) -> Claim:
-        """Take a lead for calling (status dispatching, call_state sending) if nobody else has."""
+    def claim(self, message: LeadMessage, claim_id: str, receive_count: int = 0) -> Claim:
+        """Take a lead for calling (status dispatching, call_state sending) if nobody else has.
+
+        Our own message comes back only with a higher `receive_count` (SQS's
+        ApproximateReceiveCount): two concurrent copies of one receive cannot both claim it.
+        """
         now = self.clock()
         # A re-call (attempt k+1, sent by the poller) may only take a lead waiting in
         # recall_pending after attempt k; a first call never takes a lead waiting for a re-call.
@@ -226,14 +238,18 @@ class LeadStore:
             condition = "(#s = :recall_pending AND call_attempt = :previous_attempt)"
             guard = {":recall_pending": RECALL_PENDING, ":previous_attempt": message.attempt - 1}
         else:
+            # outcome_unknown with no run: a Create Task whose answer never came (reconciled before
+            # any new call); with a run, the call was requested and only its outcome is unknown.
             condition = (
                 "attribute_not_exists(pk) OR #s IN (:rejected, :failed, :suppressed) "
-                "OR (dedupe_until < :now AND #s <> :recall_pending)"
+                "OR (dedupe_until < :now AND #s <> :recall_pending) "
+                "OR (#s = :unknown AND attribute_not_exists(run_id))"
             )
             guard = {
                 ":rejected": REJECTED,
                 ":failed": FAILED,
                 ":suppressed": SUPPRESSED,
+                ":unknown": OUTCOME_UNKNOWN,
                 ":now": int(now),
                 ":recall_pending": RECALL_PENDING,
             }
@@ -245,11 +261,13 @@ class LeadStore:
                     "SET #s = :dispatching, claim_id = :claim, claimed_at = :now_iso, updated_at = :now_iso, "
                     "#src = :source, record_id = :record_id, document = :document, received_at = :received, "
                     "dedupe_until = :until, expires_at = :expires, call_state = :sending, routing = :routing, "
-                    "attempts = if_not_exists(attempts, :zero) + :one, status_rank = :rank10, call_attempt = :attempt "
+                    "attempts = if_not_exists(attempts, :zero) + :one, status_rank = :rank10, call_attempt = :attempt, "
+                    "claim_receive = :receive "
                     "REMOVE reason, unpod_status, unpod_message, error_kind, run_id, task_ids, "
                     + ", ".join(_OUTCOME_NAMES)
                 ),
-                ConditionExpression=condition + " OR (claim_id = :claim AND #s = :dispatching)",
+                ConditionExpression=condition + " OR (claim_id = :claim AND #s = :dispatching"
+                " AND (attribute_not_exists(claim_receive) OR claim_receive < :receive_below))",
                 ExpressionAttributeNames={"#s": "status", "#src": "source", **_OUTCOME_NAMES},
                 ExpressionAttributeValues=_values(
                     {
@@ -257,6 +275,8 @@ class LeadStore:
                         ":dispatching": DISPATCHING,
                         ":rank10": STATUS_RANKS[DISPATCHING],
                         ":attempt": message.attempt,
+                        ":receive": receive_count,
+                        ":receive_below": receive_count or 2**62,  # 0 = not known: no check
                         ":claim": claim_id,
                         ":now_iso": iso(now),
                         ":source": message.source,
@@ -359,6 +379,46 @@ class LeadStore:
         values = {"call_state": "sending", "error_kind": error_kind, "unpod_message": message}
         return self._finish(lead_id, claim_id, DISPATCHING, values)
 
+    def mark_retry(
+        self,
+        lead_id: str,
+        claim_id: str,
+        *,
+        error_kind: str,
+        message: str,
+        uncertain: bool,
+        lead_failures: int,
+        first_try_at: float,
+        next_try_at: float,
+    ) -> bool:
+        """Not done yet: record the attempt and when the next try is due (retry schedule).
+
+        `uncertain` keeps call_state "sending" (the request may have reached Unpod: the
+        next try reconciles first); otherwise "not_sent" (safe to resend).
+        """
+        values = {
+            "call_state": "sending" if uncertain else "not_sent",
+            "error_kind": error_kind,
+            "unpod_message": message,
+            "last_error": f"{error_kind}: {message}"[:500],
+            "lead_failures": lead_failures,
+            "first_try_at": iso(first_try_at),
+            "next_try_at": iso(next_try_at),
+        }
+        return self._finish(lead_id, claim_id, DISPATCHING, values)
+
+    def mark_outcome_unknown(self, lead_id: str, claim_id: str, reason: str, error_kind: str, message: str) -> bool:
+        """Given up while the last attempt's answer is unknown: never `failed`, reconciled before any new call."""
+        values = {
+            "reason": reason,
+            "error_kind": error_kind,
+            "unpod_message": message,
+            "last_error": f"{error_kind}: {message}"[:500],
+            "call_state": "sending",
+            "status_rank": 35,
+        }
+        return self._finish(lead_id, claim_id, OUTCOME_UNKNOWN, values)
+
     def mark_failed(
         self,
         lead_id: str,
@@ -372,6 +432,7 @@ class LeadStore:
     ) -> bool:
         """The lead will not be called (Unpod refused, retries ran out, the CRM record is unusable)."""
         values: dict[str, Any] = {"reason": reason, "error_kind": error_kind, "unpod_message": message}
+        values["call_state"] = "not_sent"  # Unpod answered (or was never asked): nothing to reconcile
         if document:
             values["document"] = dict(document)
         if http_status is not None:

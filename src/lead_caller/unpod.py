@@ -5,7 +5,8 @@ timeouts, and urllib3's `Retry` for what is safe to retry:
 
 * connection failures (the request never left): retried;
 * 429 / 5xx answers: retried with exponential backoff, honouring `Retry-After`
-  (capped so one Lambda invocation cannot sleep for minutes);
+  up to `max_retry_after`; a longer `Retry-After` is not retried here but
+  returned (`CreateTaskOutcome.retry_after`) for the queue to wait that long;
 * a read timeout or a dropped connection after the request was sent is NOT
   retried here: Unpod may already have created the task. The outcome is
   `unknown` and the dispatcher reconciles (`find_task`) before sending again.
@@ -33,7 +34,7 @@ from urllib3.exceptions import (
 )
 
 from lead_caller.observability import mask_secrets, register_secrets
-from lead_caller.retries import RETRY_STATUSES, retry_policy
+from lead_caller.retries import RETRY_STATUSES, CappedRetry, retry_policy
 
 OutcomeKind = Literal["accepted", "permanent", "transient", "unknown"]
 PERMANENT_STATUSES = frozenset({206, 400, 401, 403, 404, 405, 409, 413, 415, 422})
@@ -90,7 +91,7 @@ class UnpodClient:
         connect_timeout: float = 3.05,
         read_timeout: float = 15.0,
         max_retries: int = 2,
-        max_retry_after: float = 10.0,
+        max_retry_after: float = 2.0,
         backoff_factor: float = 0.5,
         pool: urllib3.PoolManager | None = None,
     ) -> None:
@@ -104,6 +105,7 @@ class UnpodClient:
             backoff_factor=backoff_factor,
             resend_after_timeout=False,
             backoff_max=8.0,
+            defer_long_retry_after=True,  # never call Unpod before its Retry-After
         )
         self.retry = retry
         self.pool = pool or urllib3.PoolManager(num_pools=4, maxsize=4, retries=retry, timeout=self.timeout)
@@ -182,37 +184,64 @@ class UnpodClient:
         document_id: str,
         since: datetime,
         space_token: str | None = None,
-        max_runs: int = 20,
+        page_size: int = 100,
+        max_pages: int = 50,
     ) -> tuple[str, tuple[str, ...]] | None:
-        """Find a task created for `document_id` in runs created after `since`.
+        """Find a task created for `document_id` (its `ref_id`) in runs created after `since`.
 
-        Returns (run_id, task_ids) or None. Raises UnpodLookupError when Unpod
-        cannot be asked, so that the caller does not mistake "unknown" for "absent".
+        Pages the runs list (newest first) back until a page holds only runs older
+        than `since`, however many newer runs the space has. Returns (run_id,
+        task_ids) or None. Raises UnpodLookupError when Unpod cannot be asked or the
+        list could not be paged back far enough, so that the caller never mistakes
+        "unknown" for "absent".
         """
         raw_space = space_token or credentials.space_token
         space = quote(raw_space, safe="")
         try:
-            runs = self._get_json(credentials, f"/spaces/{space}/runs/", {"page": 1, "page_size": max_runs}, raw_space)
-            for run in _data_list(runs):
-                created = _parse_time(run.get("created"))
-                if created is not None and since is not None and created < since:
-                    continue
-                run_id = str(run.get("run_id") or "")
-                if not run_id:
-                    continue
-                tasks = self._get_json(
-                    credentials, f"/spaces/{space}/runs/{quote(run_id, safe='')}/tasks/", {"page_size": 100}, raw_space
-                )
-                matches = tuple(
-                    str(task.get("task_id"))
-                    for task in _data_list(tasks)
-                    if task.get("ref_id") == document_id or (task.get("input") or {}).get("document_id") == document_id
-                )
-                if matches:
-                    return run_id, matches
+            for page in range(1, max_pages + 1):
+                runs = self._page(credentials, f"/spaces/{space}/runs/", page, page_size, raw_space)
+                older = 0
+                for run in runs:
+                    created = _parse_time(run.get("created"))
+                    if created is not None and created < since:
+                        older += 1
+                        continue
+                    run_id = str(run.get("run_id") or "")
+                    matches = self._run_matches(credentials, space, run_id, document_id, raw_space) if run_id else ()
+                    if matches:
+                        return run_id, matches
+                if len(runs) < page_size or older == len(runs):
+                    return None
         except (MaxRetryError, HTTPError) as error:
             raise UnpodLookupError(f"Unpod could not be reached: {type(error).__name__}") from None
-        return None
+        raise UnpodLookupError(f"runs not paged back to {since.isoformat()} within {max_pages} pages")
+
+    def _page(
+        self, credentials: UnpodCredentials, path: str, page: int, size: int, space_token: str | None = None
+    ) -> list[Mapping[str, Any]]:
+        """One page of a list endpoint; a 404 past the first page is the end of the list."""
+        try:
+            return _data_list(self._get_json(credentials, path, {"page": page, "page_size": size}, space_token))
+        except UnpodLookupError as error:
+            if page > 1 and "HTTP 404" in str(error):
+                return []
+            raise
+
+    def _run_matches(
+        self, credentials: UnpodCredentials, space: str, run_id: str, document_id: str, space_token: str | None = None
+    ) -> tuple[str, ...]:
+        matches: list[str] = []
+        path = f"/spaces/{space}/runs/{quote(run_id, safe='')}/tasks/"
+        for page in range(1, 101):
+            tasks = self._page(credentials, path, page, 100, space_token)
+            matches.extend(
+                str(task.get("task_id"))
+                for task in tasks
+                if task.get("ref_id") == document_id or (task.get("input") or {}).get("document_id") == document_id
+            )
+            if len(tasks) < 100:
+                break
+        return tuple(matches)
 
     def list_run_tasks(
         self,
@@ -226,12 +255,13 @@ class UnpodClient:
 
         Raises UnpodLookupError when Unpod cannot be asked (the poller then tries again later).
         """
-        space = quote(space_token or credentials.space_token, safe="")
+        raw_space = space_token or credentials.space_token
+        space = quote(raw_space, safe="")
         path = f"/spaces/{space}/runs/{quote(run_id, safe='')}/tasks/"
         tasks: list[Mapping[str, Any]] = []
         try:
             for page in range(1, max_pages + 1):
-                payload = self._get_json(credentials, path, {"page": page, "page_size": page_size})
+                payload = self._get_json(credentials, path, {"page": page, "page_size": page_size}, raw_space)
                 batch = _data_list(payload)
                 tasks.extend(batch)
                 count = payload.get("count") if isinstance(payload, dict) else None
@@ -318,9 +348,7 @@ def _create_task_outcome(response: urllib3.BaseHTTPResponse) -> CreateTaskOutcom
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds: a number of seconds or an HTTP date (None when absent)."""
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+    return max(0.0, CappedRetry(total=0).parse_retry_after(value))

@@ -7,6 +7,7 @@ connections and caches are reused across invocations.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -39,6 +40,11 @@ def build_store(settings: Settings) -> LeadStore:
         dedupe_window_seconds=settings.dedupe_window_seconds,
         retention_days=settings.lead_retention_days,
     )
+
+
+def build_sqs() -> Any:
+    """The SQS client (retry delays and the dead-letter queue of the dispatcher)."""
+    return boto3.client("sqs", config=AWS_CONFIG)
 
 
 def build_intake(settings: Settings) -> Intake:
@@ -77,6 +83,7 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
         credentials=partial(unpod_credentials, settings),
         enrichers=build_enrichers(settings),
         crm_credentials=partial(crm_credentials, settings),
+        refresh_credentials=partial(unpod_credentials, settings, force=True),
     )
 
 

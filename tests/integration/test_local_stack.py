@@ -34,7 +34,12 @@ def stack() -> Iterator[LocalStack]:
         port=0,
         retry_delay_seconds=1,
         # many records share Maria's number here: one call per phone number is tested in test_policy.py
-        environment={"UNPOD_READ_TIMEOUT": "1.0", "MAX_RECEIVE_COUNT": "3", "CALLING_POLICY": NO_PHONE_DEDUPE},
+        environment={
+            "UNPOD_READ_TIMEOUT": "1.0",
+            "MAX_RECEIVE_COUNT": "3",
+            "CALLING_POLICY": NO_PHONE_DEDUPE,
+            "RETRY_TIME_SCALE": "0.01",
+        },
     )
     with LocalStack(options) as running:
         yield running

@@ -19,13 +19,19 @@ NUMERIC: dict[str, tuple[str, float, type, float]] = {
     "UNPOD_CONNECT_TIMEOUT": ("unpod_connect_timeout", 3.05, float, 0.1),
     "UNPOD_READ_TIMEOUT": ("unpod_read_timeout", 15.0, float, 0.1),
     "UNPOD_MAX_RETRIES": ("unpod_max_retries", 2, int, 0),
-    "UNPOD_MAX_RETRY_AFTER": ("unpod_max_retry_after", 10.0, float, 0),
+    "UNPOD_MAX_RETRY_AFTER": ("unpod_max_retry_after", 2.0, float, 0),
     "MAX_DOCUMENTS_PER_REQUEST": ("max_documents_per_request", 20, int, 1),
     "DEDUPE_WINDOW_SECONDS": ("dedupe_window_seconds", 86_400, int, 0),
     "LEAD_RETENTION_DAYS": ("lead_retention_days", 365, int, 0),
-    "MAX_RECEIVE_COUNT": ("max_receive_count", 5, int, 1),
+    "MAX_RECEIVE_COUNT": ("max_receive_count", 1000, int, 1),
     "MAX_BODY_BYTES": ("max_body_bytes", 1_048_576, int, 1),
     "SECRETS_MAX_AGE_SECONDS": ("secrets_max_age_seconds", 300, int, 0),
+    "RETRY_HORIZON_SECONDS": ("retry_horizon_seconds", 86_400.0, float, 1),
+    "CIRCUIT_FAILURE_THRESHOLD": ("circuit_failure_threshold", 5, int, 1),
+    "CIRCUIT_OPEN_SECONDS": ("circuit_open_seconds", 30.0, float, 1),
+    "CIRCUIT_MAX_OPEN_SECONDS": ("circuit_max_open_seconds", 3_600.0, float, 1),
+    "UNPOD_REQUESTS_PER_SECOND": ("unpod_requests_per_second", 10, int, 0),
+    "PACING_MAX_WAIT_SECONDS": ("pacing_max_wait_seconds", 2.0, float, 0),
 }
 FLOAT_VARS = [name for name, spec in NUMERIC.items() if spec[2] is float]
 INT_VARS = [name for name, spec in NUMERIC.items() if spec[2] is int]
@@ -346,3 +352,16 @@ def test_a_stored_routing_keeps_a_hash_of_the_space_token_and_resolves_it_back()
     assert settings.space_for(stored, "S-DEFAULT") == "S-RULE"
     assert settings.space_for({"space_ref": space_ref("S-GONE")}, "S-DEFAULT") == "S-DEFAULT"
     assert settings.space_for({}, "S-DEFAULT") == "S-DEFAULT"
+
+
+def test_retry_schedule_and_time_scale_are_read() -> None:
+    settings = Settings.from_env({"RETRY_SCHEDULE_SECONDS": "1, 2,3.5", "RETRY_TIME_SCALE": "0.001"})
+    assert settings.retry_schedule_seconds == (1.0, 2.0, 3.5)
+    assert settings.retry_time_scale == 0.001
+    assert Settings().retry_schedule_seconds == (30.0, 120.0, 600.0, 1_800.0, 3_600.0)
+    with pytest.raises(ConfigError, match="RETRY_SCHEDULE_SECONDS"):
+        Settings.from_env({"RETRY_SCHEDULE_SECONDS": "30,0"})
+    with pytest.raises(ConfigError, match="RETRY_SCHEDULE_SECONDS"):
+        Settings.from_env({"RETRY_SCHEDULE_SECONDS": "30,50000"})  # beyond SQS's 12 h visibility limit
+    with pytest.raises(ConfigError, match="RETRY_TIME_SCALE"):
+        Settings.from_env({"RETRY_TIME_SCALE": "0"})

@@ -92,19 +92,41 @@ def test_a_poisoned_contact_does_not_sink_the_valid_ones(dispatcher, sandbox, st
     assert sandbox.requests[0]["status"] == 206  # the first, whole-batch attempt was refused
 
 
-def test_auth_failure_fails_every_lead_without_splitting(dispatcher, sandbox, store, credentials):
-    dispatcher.credentials = lambda: dataclasses.replace(credentials, api_token="revoked")
+def test_auth_failure_is_systemic_and_never_fails_a_lead(dispatcher, sandbox, store, credentials):
+    revoked = dataclasses.replace(credentials, api_token="revoked")
+    dispatcher.credentials = dispatcher.refresh_credentials = lambda: revoked
     messages = [lead("u1", "+15125550101"), lead("u2", "+15125550102")]
+    records = [record(m) for m in messages]
 
-    result = dispatcher.dispatch([record(m) for m in messages])
+    result = dispatcher.dispatch(records)
 
-    assert result.retry == {}  # permanent: retrying will not help
-    assert len(sandbox.requests) == 1
+    assert set(result.retry) == {r.message_id for r in records}  # back to the queue, not failed
+    assert all(result.delays[r.message_id] > 0 for r in records)
+    assert len(sandbox.requests) == 1  # not split: the contacts are not the problem
     for message in messages:
         item = store.get(message.lead_id)
-        assert item["status"] == "failed"
-        assert item["unpod_status"] == 401
-        assert "401" in item["reason"]
+        assert item["status"] == "dispatching"
+        assert item["error_kind"] == "http_401"
+        assert item["lead_failures"] == 0  # a lead's attempts are not used up
+        assert item["next_try_at"] > item["first_try_at"]
+
+    dispatcher.credentials = dispatcher.refresh_credentials = lambda: credentials  # the secret is fixed
+    result = dispatcher.dispatch([dataclasses.replace(r, receive_count=2) for r in records])
+
+    assert result.retry == {}
+    assert sorted(created_documents(sandbox)) == ["generic-u1", "generic-u2"]
+
+
+def test_a_401_rereads_the_secret_and_sends_with_the_fixed_token_at_once(dispatcher, sandbox, store, credentials):
+    dispatcher.credentials = lambda: dataclasses.replace(credentials, api_token="cached-old-token")
+    dispatcher.refresh_credentials = lambda: credentials  # the secret was rotated since it was cached
+    message = lead("rotated")
+
+    result = dispatcher.dispatch([record(message)])
+
+    assert result.retry == {}
+    assert [request["status"] for request in sandbox.requests] == [401, 200]
+    assert store.get(message.lead_id)["status"] == "call_requested"
 
 
 def test_the_same_lead_twice_in_one_batch_is_called_once(dispatcher, sandbox):
@@ -193,7 +215,7 @@ def test_transient_failures_are_retried_by_sqs_then_marked_failed_on_the_last_re
     final = dataclasses.replace(first, receive_count=dispatcher.settings.max_receive_count)
     result = dispatcher.dispatch([final])
 
-    assert first.message_id in result.retry  # SQS moves it to the dead-letter queue
+    assert first.message_id in result.dead_letter  # the safety net: moved to the dead-letter queue
     item = store.get(message.lead_id)
     assert item["status"] == "failed"
     assert "gave up after 3 attempts" in item["reason"]
@@ -251,7 +273,7 @@ def test_an_unreadable_message_is_kept_for_the_dead_letter_queue(dispatcher, san
 
     result = dispatcher.dispatch([broken, foreign, record(lead("fine"))])
 
-    assert set(result.retry) == {"broken-1", "foreign-1"}
+    assert set(result.dead_letter) == {"broken-1", "foreign-1"}
     assert created_documents(sandbox) == ["generic-fine"]
 
 

@@ -11,10 +11,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lead_caller.config import Settings
 from lead_caller.dispatcher import BatchResult, queued_records
 from lead_caller.observability import logger, metrics, tracer
-from lead_caller.wiring import build_dispatcher
+from lead_caller.requeue import settle
+from lead_caller.wiring import build_dispatcher, build_sqs
 
 settings = Settings.from_env()
 dispatcher = build_dispatcher(settings)
+sqs = build_sqs()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
@@ -45,4 +47,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not records:  # Powertools refuses an empty batch; SQS never sends one, a manual invoke might
         return {"batchItemFailures": []}
     result = dispatcher.dispatch(queued_records(records))
+    settle(sqs, settings.queue_url, settings.dead_letter_queue_url, records, result)
     return report(result, event, context)
