@@ -108,6 +108,10 @@ class Settings:
     #: Zoho accounts/API base URLs; None = the data centre's (from the CRM secret's "dc")
     zoho_accounts_base_url: str | None = None
     zoho_api_base_url: str | None = None
+    #: the webhook reads DynamoDB to answer "duplicate" for leads already called (one more round trip
+    #: per delivery); off, they are queued and the dispatcher's claim skips them. The template sets
+    #: it from IntakeDuplicateCheck (default false); constructed directly, it keeps the old behaviour.
+    intake_duplicate_check: bool = True
 
     def routing_for(self, source: str) -> Routing:
         """The routing of a source, with the global defaults filled in."""
@@ -176,7 +180,19 @@ class Settings:
             lead_created_source=text("LEAD_CREATED_SOURCE", defaults.lead_created_source),
             zoho_accounts_base_url=env.get("ZOHO_ACCOUNTS_BASE_URL", "").strip().rstrip("/") or None,
             zoho_api_base_url=env.get("ZOHO_API_BASE_URL", "").strip().rstrip("/") or None,
+            intake_duplicate_check=_flag(env, "INTAKE_DUPLICATE_CHECK", defaults.intake_duplicate_check),
         )
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def _json_object(env: Mapping[str, str], name: str, default: Any) -> Any:
