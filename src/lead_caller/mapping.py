@@ -50,6 +50,9 @@ _KINDS = ("path", "first_of", "join", "value", "labels")
 _MODIFIERS = ("default", "format", "separator")
 
 
+_MISSING = object()
+
+
 @lru_cache(maxsize=4096)
 def fold(key: str) -> str:
     """A key without case and separators: "First_Name" -> "firstname"."""
@@ -70,17 +73,22 @@ class FoldIndex:
     """
 
     def __init__(self) -> None:
-        self._folded: dict[int, tuple[Mapping[Any, Any], dict[str, Any]]] = {}
+        self.folded: dict[int, tuple[Mapping[Any, Any], dict[str, Any]]] = {}
+
+    def fold(self, mapping: Mapping[Any, Any]) -> tuple[Mapping[Any, Any], dict[str, Any]]:
+        """Fold the keys of `mapping` (the first key wins when two fold alike) and remember them."""
+        folded: dict[str, Any] = {}
+        for key, value in mapping.items():
+            folded.setdefault(fold(str(key)), value)
+        entry = (mapping, folded)  # keeps the mapping alive, so its id cannot be reused meanwhile
+        self.folded[id(mapping)] = entry
+        return entry
 
     def find(self, mapping: Mapping[Any, Any], wanted: str) -> Any:
         """The value of the first key of `mapping` that folds to `wanted`, or None."""
-        entry = self._folded.get(id(mapping))
+        entry = self.folded.get(id(mapping))
         if entry is None or entry[0] is not mapping:
-            folded: dict[str, Any] = {}
-            for key, value in mapping.items():
-                folded.setdefault(fold(str(key)), value)
-            entry = (mapping, folded)  # keeps the mapping alive, so its id cannot be reused meanwhile
-            self._folded[id(mapping)] = entry
+            entry = self.fold(mapping)
         return entry[1].get(wanted)
 
 
@@ -88,12 +96,15 @@ def lookup(record: Any, path: str, index: FoldIndex | None = None) -> Any:
     """The value at a dotted path, or None. Keys match exactly, else folded."""
     current = record
     for segment, wanted in _segments(path):
-        if isinstance(current, Mapping):
-            if segment in current:
-                current = current[segment]
-                continue
-            if index is not None:
-                current = index.find(current, wanted)
+        if type(current) is dict or isinstance(current, Mapping):  # the exact type first: cheaper than the ABC
+            found = current.get(segment, _MISSING)
+            if found is not _MISSING:
+                current = found
+            elif index is not None:
+                entry = index.folded.get(id(current))
+                if entry is None or entry[0] is not current:
+                    entry = index.fold(current)
+                current = entry[1].get(wanted)
             else:
                 current = next((value for key, value in current.items() if fold(str(key)) == wanted), None)
         elif isinstance(current, list) and segment.isdigit():
@@ -125,7 +136,11 @@ class Rule:
 
     def evaluate(self, record: Any, index: FoldIndex | None = None) -> Any:
         """The rule's value for a record (a string, a list for labels, or None)."""
-        value = self._raw(record, index)
+        if self.kind == "path":  # the most common kind, inlined (a mapping evaluates ~100 rules per lead)
+            found = lookup(record, self.argument, index)
+            value = found if isinstance(found, list) else _scalar_text(found)
+        else:
+            value = self._raw(record, index)
         if value in (None, "", []):
             value = self.default
         if self.format and isinstance(value, str):
@@ -133,11 +148,11 @@ class Rule:
         return value
 
     def _raw(self, record: Any, index: FoldIndex | None) -> Any:
-        if self.kind == "value":
-            return self.argument
         if self.kind == "path":
             found = lookup(record, self.argument, index)
             return found if isinstance(found, list) else _scalar_text(found)
+        if self.kind == "value":
+            return self.argument
         if self.kind == "first_of":
             for rule in self.argument:
                 value = rule.evaluate(record, index)

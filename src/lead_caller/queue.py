@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from lead_caller.leads import LeadMessage
@@ -13,6 +14,19 @@ if TYPE_CHECKING:
 
 SQS_BATCH_LIMIT = 10
 MAX_PARALLEL_BATCHES = 10
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One sender pool per container, kept warm between invocations (starting threads costs ~1 ms each)."""
+    global _POOL  # a per-process cache, like the boto3 clients
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=MAX_PARALLEL_BATCHES, thread_name_prefix="lead-queue")
+        return _POOL
 
 
 class QueueError(Exception):
@@ -37,9 +51,15 @@ class LeadQueue:
             for chunk in chunks:
                 self._send_chunk(chunk)
             return
-        with ThreadPoolExecutor(max_workers=min(len(chunks), MAX_PARALLEL_BATCHES)) as pool:
-            for future in [pool.submit(self._send_chunk, chunk) for chunk in chunks]:
-                future.result()  # re-raises the first QueueError
+        if MAX_PARALLEL_BATCHES <= 1:
+            for chunk in chunks:
+                self._send_chunk(chunk)
+            return
+        pool = _pool()
+        futures = [pool.submit(self._send_chunk, chunk) for chunk in chunks]
+        wait(futures)  # every batch settles before the answer, as with a pool per call
+        for future in futures:
+            future.result()  # re-raises the first QueueError
 
     def _send_chunk(self, chunk: Sequence[LeadMessage]) -> None:
         entries: list[Any] = [
