@@ -18,12 +18,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import BotoCoreError, ClientError
 
 from lead_caller.config import ConfigError, Settings
 from lead_caller.contacts import build_document
@@ -33,8 +33,11 @@ from lead_caller.mapping import FieldMapping
 from lead_caller.observability import logger, metrics, redact
 from lead_caller.secrets import SecretError
 from lead_caller.sources import compile_mappings
-from lead_caller.store import Claim, LeadStore
+from lead_caller.store import CallRequested, Claim, LeadStore
 from lead_caller.unpod import CreateTaskOutcome, UnpodClient, UnpodCredentials, UnpodLookupError
+
+#: Create Task requests of one batch in flight at once (each holds other leads)
+MAX_PARALLEL_SENDS = 4
 
 
 @dataclass(frozen=True)
@@ -102,11 +105,7 @@ class Dispatcher:
                 result.retry[record.message_id] = "credentials unavailable"
             return result
 
-        leads: list[_Lead] = []
-        for record in records:
-            lead = self._claim(record, result)
-            if lead is not None:
-                leads.append(lead)
+        leads = self._claim_all(records, result)
 
         unsettled: list[_Lead] = []
         lookups: dict[str, tuple[str, tuple[str, ...]] | None] = {}
@@ -120,33 +119,57 @@ class Dispatcher:
         for lead in to_send:
             groups.setdefault(self._route(lead.message, credentials), []).append(lead)
         size = self.settings.max_documents_per_request
-        for route, members in groups.items():
-            for start in range(0, len(members), size):
-                self._send(route, members[start : start + size], credentials, result)
+        requests = [
+            (route, members[start : start + size])
+            for route, members in groups.items()
+            for start in range(0, len(members), size)
+        ]
+        self._send_all(requests, credentials, result)
         return result
 
-    def _claim(self, record: QueuedRecord, result: BatchResult) -> _Lead | None:
-        try:
-            message = LeadMessage.from_json(record.body)
-        except ValueError as error:
-            # Not ours or corrupted: keep it for the dead-letter queue, where a person can look.
-            logger.error("unreadable queue message", extra={"message_id": record.message_id, "error": str(error)})
-            result.retry[record.message_id] = "unreadable message"
-            return None
-        try:
-            claim = self.store.claim(message, record.message_id)
-        except (ClientError, BotoCoreError) as error:
-            logger.warning("claim failed", extra={"lead_id": message.lead_id, "error": type(error).__name__})
-            result.retry[record.message_id] = "claim failed"
-            return None
-        if claim.kind == "duplicate":
-            logger.info(
-                "duplicate lead skipped",
-                extra={"lead_id": message.lead_id, "status": claim.previous.get("status")},
-            )
-            metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=1)
-            return None
-        return _Lead(record, message, claim)
+    def _send_all(
+        self, requests: list[tuple[RouteKey, list[_Lead]]], credentials: UnpodCredentials, result: BatchResult
+    ) -> None:
+        """Send the Create Task requests of a batch, up to MAX_PARALLEL_SENDS at a time.
+
+        Each request concerns other leads, so their order does not matter; every one settles
+        (and records its leads) before the batch is reported, and an exception still fails the
+        invocation, as when they ran one after another.
+        """
+        if len(requests) <= 1 or MAX_PARALLEL_SENDS <= 1:
+            for route, members in requests:
+                self._send(route, members, credentials, result)
+            return
+        with ThreadPoolExecutor(max_workers=min(len(requests), MAX_PARALLEL_SENDS)) as pool:
+            futures = [pool.submit(self._send, route, members, credentials, result) for route, members in requests]
+        for future in futures:
+            future.result()
+
+    def _claim_all(self, records: Sequence[QueuedRecord], result: BatchResult) -> list[_Lead]:
+        """Claim the batch's leads (`LeadStore.claim_many`: one transaction for new leads)."""
+        readable: list[tuple[QueuedRecord, LeadMessage]] = []
+        for record in records:
+            try:
+                readable.append((record, LeadMessage.from_json(record.body)))
+            except ValueError as error:
+                # Not ours or corrupted: keep it for the dead-letter queue, where a person can look.
+                logger.error("unreadable queue message", extra={"message_id": record.message_id, "error": str(error)})
+                result.retry[record.message_id] = "unreadable message"
+        claims = self.store.claim_many([(message, record.message_id) for record, message in readable])
+        leads: list[_Lead] = []
+        for (record, message), claim in zip(readable, claims, strict=True):
+            if isinstance(claim, Exception):
+                logger.warning("claim failed", extra={"lead_id": message.lead_id, "error": type(claim).__name__})
+                result.retry[record.message_id] = "claim failed"
+            elif claim.kind == "duplicate":
+                logger.info(
+                    "duplicate lead skipped",
+                    extra={"lead_id": message.lead_id, "status": claim.previous.get("status")},
+                )
+                metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=1)
+            else:
+                leads.append(_Lead(record, message, claim))
+        return leads
 
     def _reconcile(
         self,
@@ -290,14 +313,18 @@ class Dispatcher:
         assert outcome.run_id is not None
         per_lead = len(outcome.task_ids) == len(leads)
         metrics.add_metric(name="CallsRequested", unit=MetricUnit.Count, value=len(leads))
+        calls: list[CallRequested] = []
         for index, lead in enumerate(leads):
             task_ids = (outcome.task_ids[index],) if per_lead else outcome.task_ids
             previous = lead.claim.previous
             previous_run = str(previous["run_id"]) if previous.get("run_id") else None
             document = lead.message.document.to_unpod() if lead.message.enrichment and lead.message.document else None
-            stored = self.store.mark_call_requested(
-                lead.message.lead_id, lead.record.message_id, outcome.run_id, task_ids, previous_run, document=document
+            calls.append(
+                CallRequested(
+                    lead.message.lead_id, lead.record.message_id, outcome.run_id, task_ids, previous_run, document
+                )
             )
+        for lead, stored in zip(leads, self.store.mark_many_call_requested(calls), strict=True):
             logger.info(
                 "call requested",
                 extra={"lead_id": lead.message.lead_id, "run_id": outcome.run_id, "stored": stored},
