@@ -38,6 +38,7 @@ from local.hubspot_api import HubSpotApiStandIn
 from local.pipedrive_api import PipedriveApiStandIn
 from local.resources import REGION, LocalResources, create_resources, function_environment, reset_embedded_aws
 from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET, LOCAL_WEBHOOK_SECRETS, sign_request
+from local.standin import LISTEN_BACKLOG
 from local.unpod_sandbox import UnpodSandbox
 from local.zoho_api import ZohoApiStandIn
 
@@ -378,6 +379,7 @@ class LocalStack:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no ~40 ms delayed-ACK stall on reused connections
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Silent: the handlers log what matters (without personal data)."""
@@ -412,8 +414,11 @@ class LocalStack:
 
             do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815 - http.server naming
 
-        self.http = ThreadingHTTPServer(("127.0.0.1", self.options.port), Handler)
-        self.http.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            request_queue_size = LISTEN_BACKLOG  # the default of 5 resets connections under 50 clients
+            daemon_threads = True
+
+        self.http = Server(("127.0.0.1", self.options.port), Handler)
         threading.Thread(target=self.http.serve_forever, name="local-http-api", daemon=True).start()
 
     # ---- the SQS event source mapping ----------------------------------------------
