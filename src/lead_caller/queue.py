@@ -62,6 +62,14 @@ class LeadQueue:
             future.result()  # re-raises the first QueueError
 
     def _send_chunk(self, chunk: Sequence[LeadMessage]) -> None:
+        single = getattr(self.client, "send_message", None)  # boto3 clients have it; some test doubles do not
+        if len(chunk) == 1 and single is not None:
+            # One lead (most deliveries): SendMessage, no batch envelope nor per-entry failures to read.
+            try:
+                single(QueueUrl=self.queue_url, MessageBody=chunk[0].to_json())
+            except Exception as error:  # botocore errors of every kind: network, throttling, auth
+                raise QueueError(f"SendMessage failed: {type(error).__name__}") from error
+            return
         entries: list[Any] = [
             {"Id": str(index), "MessageBody": message.to_json()} for index, message in enumerate(chunk)
         ]
