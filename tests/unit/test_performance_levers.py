@@ -190,3 +190,51 @@ def test_local_servers_disable_nagle_and_take_a_burst_of_connections():
     source = Path(stack.__file__).read_text()
     assert "disable_nagle_algorithm = True" in source
     assert "request_queue_size = LISTEN_BACKLOG" in source
+
+
+class RecordingSQS:
+    """An SQS client double that records which API each send used."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def send_message(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("SendMessage", 1))
+        return {"MessageId": "m"}
+
+    def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("SendMessageBatch", len(kwargs["Entries"])))
+        return {"Successful": [], "Failed": []}
+
+
+def test_a_lone_lead_is_sent_with_send_message_and_more_in_batches_of_ten():
+    from lead_caller.contacts import ContactDocument
+    from lead_caller.leads import LeadMessage
+
+    def message(index: int) -> LeadMessage:
+        document = ContactDocument(f"Lead {index}", f"+1512555{index:04d}", document_id=f"generic-q{index}")
+        return LeadMessage("generic", f"q{index}", time.time(), document)
+
+    client = RecordingSQS()
+    queue = LeadQueue(client, "https://sqs.invalid/q")
+
+    queue.send([message(0)])
+    assert client.calls == [("SendMessage", 1)]
+
+    client.calls.clear()
+    queue.send([message(i) for i in range(21)])
+    assert sorted(client.calls) == [("SendMessage", 1), ("SendMessageBatch", 10), ("SendMessageBatch", 10)]
+
+
+def test_a_failed_lone_send_is_a_queue_error():
+    from lead_caller.contacts import ContactDocument
+    from lead_caller.leads import LeadMessage
+    from lead_caller.queue import QueueError
+
+    class Broken(RecordingSQS):
+        def send_message(self, **kwargs: Any) -> dict[str, Any]:
+            raise boto3.client("sqs").exceptions.ClientError({"Error": {"Code": "ServiceUnavailable"}}, "SendMessage")
+
+    document = ContactDocument("Ada", "+15125550142", document_id="generic-x")
+    with pytest.raises(QueueError, match="SendMessage failed"):
+        LeadQueue(Broken(), "https://sqs.invalid/q").send([LeadMessage("generic", "x", time.time(), document)])
