@@ -744,8 +744,6 @@ class _StubDynamoDB:
 
 def burst() -> None:
     """Figure 8's process: 1,000 leads through the webhook and dispatch handlers, AWS stubbed; prints MB."""
-    import resource
-
     from local.signing import LOCAL_WEBHOOK_SECRETS
     from local.unpod_sandbox import UnpodSandbox
 
@@ -775,12 +773,21 @@ def burst() -> None:
             response = dispatch.handler({"Records": records}, LambdaContextStub("DispatchFunction"))
             assert response["batchItemFailures"] == [], response
         assert len(sandbox.created_tasks) == 1000, len(sandbox.created_tasks)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(peak_rss_mb())
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB: VmHWM (ru_maxrss would include the parent's at fork time)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def peak_rss() -> list[Figure]:
     """Figure 8: peak RSS (MB) of a fresh process taking a 1,000-lead burst (webhook, then dispatch)."""
-    import resource
 
     def run(code: str) -> float:
         completed = subprocess.run(
@@ -796,9 +803,8 @@ def peak_rss() -> list[Figure]:
         except (ValueError, IndexError):
             raise RuntimeError(completed.stderr[-500:]) from None
 
-    del resource
-    minimal = "import resource, boto3; boto3.client('sqs', region_name='us-east-1')\n"
-    minimal += "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    minimal = "import boto3; boto3.client('sqs', region_name='us-east-1')\n"
+    minimal += "import re; print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]) / 1024)"
     try:
         ours, baseline = run("from bench.run import burst; burst()"), run(minimal)
     except RuntimeError as error:
