@@ -51,6 +51,7 @@ from local.policy_demo import demo_environment
 from local.resources import REGION, LocalResources, create_resources, function_environment, reset_embedded_aws
 from local.salesforce_api import SalesforceApiStandIn
 from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET, LOCAL_WEBHOOK_SECRETS, sign_request
+from local.standin import LISTEN_BACKLOG
 from local.unpod_sandbox import UnpodSandbox
 from local.writeback_local import LOCAL_WRITEBACK, WritebackRoute, print_writebacks
 from local.zoho_api import ZohoApiStandIn
@@ -521,6 +522,7 @@ class LocalStack:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no ~40 ms delayed-ACK stall on reused connections
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Silent: the handlers log what matters (without personal data)."""
@@ -561,10 +563,10 @@ class LocalStack:
             do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815 - http.server naming
 
         class Server(ThreadingHTTPServer):
-            request_queue_size = 1024  # a burst of concurrent webhooks must not be refused (default 5)
+            request_queue_size = LISTEN_BACKLOG  # the default of 5 resets connections under 50 clients
+            daemon_threads = True
 
         self.http = Server(("127.0.0.1", self.options.port), Handler)
-        self.http.daemon_threads = True
         threading.Thread(target=self.http.serve_forever, name="local-http-api", daemon=True).start()
 
     # ---- the SQS event source mapping ----------------------------------------------

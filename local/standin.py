@@ -419,10 +419,15 @@ class StandInServer(Generic[F]):
         return data
 
 
+#: pending connections the local servers accept before the kernel refuses more (50 concurrent clients in tests)
+LISTEN_BACKLOG = 128
+
+
 class _HTTPServer(ThreadingHTTPServer):
     """ThreadingHTTPServer that knows its stand-in and keeps quiet about dropped sockets."""
 
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG  # socketserver's default of 5 resets connections under a burst
 
     def __init__(self, address: tuple[str, int], standin: StandInServer[Any]) -> None:
         super().__init__(address, _Handler)
@@ -440,6 +445,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     sys_version = ""
+    # Headers and body leave in two writes: with Nagle's algorithm on, a reused connection waits
+    # for the client's delayed ACK (~40 ms) before the body is sent.
+    disable_nagle_algorithm = True
 
     def version_string(self) -> str:
         """The stand-in's ``server_version`` for the Server header."""

@@ -164,6 +164,11 @@ class Settings:
     pacing_max_wait_seconds: float = 2.0
     dead_letter_queue_url: str = ""
 
+    #: the webhook reads DynamoDB to answer "duplicate" for leads already called (one more round trip
+    #: per delivery); off, they are queued and the dispatcher's claim skips them. The template sets
+    #: it from IntakeDuplicateCheck (default false); constructed directly, it keeps the old behaviour.
+    intake_duplicate_check: bool = True
+
     def space_for(self, routing: Mapping[str, Any], default: str) -> str:
         """The space token of a stored routing (`stored_routing`): a configured token with that
         `space_ref`, else `default` (the Unpod secret's space)."""
@@ -271,6 +276,7 @@ class Settings:
             unpod_requests_per_second=number("UNPOD_REQUESTS_PER_SECOND", defaults.unpod_requests_per_second),
             pacing_max_wait_seconds=number("PACING_MAX_WAIT_SECONDS", defaults.pacing_max_wait_seconds, float),
             dead_letter_queue_url=text("DEAD_LETTER_QUEUE_URL", defaults.dead_letter_queue_url),
+            intake_duplicate_check=_flag(env, "INTAKE_DUPLICATE_CHECK", defaults.intake_duplicate_check),
         )
 
 
@@ -298,6 +304,17 @@ def _retry_steps(env: Mapping[str, str], default: tuple[float, ...]) -> tuple[fl
         return parse_steps(raw)
     except ValueError as error:
         raise ConfigError(f"RETRY_SCHEDULE_SECONDS: {error}, got {raw!r}") from None
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def _json_object(env: Mapping[str, str], name: str, default: Any) -> Any:

@@ -25,6 +25,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,8 +45,12 @@ from lead_caller.policy import Planner, read_facts
 from lead_caller.retry_schedule import RetrySchedule
 from lead_caller.secrets import SecretError
 from lead_caller.sources import compile_mappings
-from lead_caller.store import Claim, LeadStore
+from lead_caller.store import CallRequested, Claim, LeadStore
+from lead_caller.suppression import SuppressionUnavailableError
 from lead_caller.unpod import CreateTaskOutcome, UnpodClient, UnpodCredentials, UnpodLookupError
+
+#: Create Task requests of one batch in flight at once (each holds other leads)
+MAX_PARALLEL_SENDS = 4
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class _Lead:
     message: LeadMessage  # replaced by the enriched message once the CRM record is fetched
     claim: Claim
     reconciled: bool = False  # Unpod confirmed that no earlier attempt created the task
+    #: the calling policy's fields, written with the call-requested outcome (policy.Planner)
+    plan: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -161,11 +168,7 @@ class Dispatcher:
                 result.later(record.message_id, "credentials unavailable", self.schedule.delay(record.receive_count))
             return result
 
-        leads: list[_Lead] = []
-        for record in records:
-            lead = self._claim(record, result)
-            if lead is not None:
-                leads.append(lead)
+        leads = self._claim_all(records, result)
         if not leads:
             return result
 
@@ -195,33 +198,60 @@ class Dispatcher:
         for lead in to_send:
             groups.setdefault(self._route(lead.message, credentials), []).append(lead)
         size = self.settings.max_documents_per_request
-        for route, members in groups.items():
-            for start in range(0, len(members), size):
-                self._send(route, members[start : start + size], credentials, result)
+        requests = [
+            (route, members[start : start + size])
+            for route, members in groups.items()
+            for start in range(0, len(members), size)
+        ]
+        self._send_all(requests, credentials, result)
         return result
 
-    def _claim(self, record: QueuedRecord, result: BatchResult) -> _Lead | None:
-        try:
-            message = LeadMessage.from_json(record.body)
-        except ValueError as error:
-            # Not ours or corrupted: keep it for the dead-letter queue, where a person can look.
-            logger.error("unreadable queue message", extra={"message_id": record.message_id, "error": str(error)})
-            result.dead_letter[record.message_id] = "unreadable message"
-            return None
-        try:
-            claim = self.store.claim(message, record.message_id, record.receive_count)
-        except (ClientError, BotoCoreError) as error:
-            logger.warning("claim failed", extra={"lead_id": message.lead_id, "error": type(error).__name__})
-            result.later(record.message_id, "claim failed", self.schedule.scaled(5.0) + 1.0)
-            return None
-        if claim.kind == "duplicate":
-            logger.info(
-                "duplicate lead skipped",
-                extra={"lead_id": message.lead_id, "status": claim.previous.get("status")},
-            )
-            metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=1)
-            return None
-        return _Lead(record, message, claim)
+    def _send_all(
+        self, requests: list[tuple[RouteKey, list[_Lead]]], credentials: UnpodCredentials, result: BatchResult
+    ) -> None:
+        """Send the Create Task requests of a batch, up to MAX_PARALLEL_SENDS at a time.
+
+        Each request concerns other leads, so their order does not matter; every one settles
+        (and records its leads) before the batch is reported, and an exception still fails the
+        invocation, as when they ran one after another.
+        """
+        # Half-open circuit: one request at a time probes Unpod (the first failure defers the rest).
+        if len(requests) <= 1 or MAX_PARALLEL_SENDS <= 1 or result.probing:
+            for route, members in requests:
+                self._send(route, members, credentials, result)
+            return
+        with ThreadPoolExecutor(max_workers=min(len(requests), MAX_PARALLEL_SENDS)) as pool:
+            futures = [pool.submit(self._send, route, members, credentials, result) for route, members in requests]
+        for future in futures:
+            future.result()
+
+    def _claim_all(self, records: Sequence[QueuedRecord], result: BatchResult) -> list[_Lead]:
+        """Claim the batch's leads (`LeadStore.claim_many`: one transaction for new leads)."""
+        readable: list[tuple[QueuedRecord, LeadMessage]] = []
+        for record in records:
+            try:
+                readable.append((record, LeadMessage.from_json(record.body)))
+            except ValueError as error:
+                # Not ours or corrupted: keep it for the dead-letter queue, where a person can look.
+                logger.error("unreadable queue message", extra={"message_id": record.message_id, "error": str(error)})
+                result.dead_letter[record.message_id] = "unreadable message"
+        claims = self.store.claim_many(
+            [(message, record.message_id, record.receive_count) for record, message in readable]
+        )
+        leads: list[_Lead] = []
+        for (record, message), claim in zip(readable, claims, strict=True):
+            if isinstance(claim, Exception):
+                logger.warning("claim failed", extra={"lead_id": message.lead_id, "error": type(claim).__name__})
+                result.later(record.message_id, "claim failed", self.schedule.scaled(5.0) + 1.0)
+            elif claim.kind == "duplicate":
+                logger.info(
+                    "duplicate lead skipped",
+                    extra={"lead_id": message.lead_id, "status": claim.previous.get("status")},
+                )
+                metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=1)
+            else:
+                leads.append(_Lead(record, message, claim))
+        return leads
 
     def _reconcile(
         self,
@@ -320,16 +350,22 @@ class Dispatcher:
 
     def _apply_policy(self, leads: list[_Lead], result: BatchResult) -> list[_Lead]:
         """Calling policy (policy.py): record suppressed/rejected leads; the others get their schedule."""
-        planner, ready = Planner(self.settings, self.store), []
-        for lead in leads:
-            try:
-                plan = planner.plan(lead.message, lead.record.message_id)
-            except (ClientError, BotoCoreError) as error:
+        if not leads:
+            return []
+        try:
+            plans = Planner(self.settings, self.store).plan_many(
+                [(lead.message, lead.record.message_id) for lead in leads]
+            )
+        except (ClientError, BotoCoreError, SuppressionUnavailableError) as error:
+            for lead in leads:
                 self._give_up_or_retry(lead, "transient", f"calling policy: {type(error).__name__}", result)
-                continue
+            return []
+        ready: list[_Lead] = []
+        for lead, plan in zip(leads, plans, strict=True):
             logger.info("calling policy", extra={"lead_id": lead.message.lead_id, "action": plan.action})
             if plan.message is not None:
                 lead.message = plan.message
+                lead.plan = dict(plan.fields or {})
                 ready.append(lead)
         return ready
 
@@ -501,20 +537,25 @@ class Dispatcher:
         assert outcome.run_id is not None
         per_lead = len(outcome.task_ids) == len(leads)
         metrics.add_metric(name="CallsRequested", unit=MetricUnit.Count, value=len(leads))
+        calls: list[CallRequested] = []
         for index, lead in enumerate(leads):
             task_ids = (outcome.task_ids[index],) if per_lead else outcome.task_ids
             previous = lead.claim.previous
             previous_run = str(previous["run_id"]) if previous.get("run_id") else None
             document = lead.message.document.to_unpod() if lead.message.enrichment and lead.message.document else None
-            stored = self.store.mark_call_requested(
-                lead.message.lead_id,
-                lead.record.message_id,
-                outcome.run_id,
-                task_ids,
-                previous_run,
-                document=document,
-                crm_object=crm_object_of(lead.message.enrichment),
+            calls.append(
+                CallRequested(
+                    lead.message.lead_id,
+                    lead.record.message_id,
+                    outcome.run_id,
+                    task_ids,
+                    previous_run,
+                    document,
+                    crm_object_of(lead.message.enrichment),
+                    lead.plan,
+                )
             )
+        for lead, stored in zip(leads, self.store.mark_many_call_requested(calls), strict=True):
             logger.info(
                 "call requested",
                 extra={"lead_id": lead.message.lead_id, "run_id": outcome.run_id, "stored": stored},

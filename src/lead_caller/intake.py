@@ -168,7 +168,9 @@ class Intake:
             to_queue[message.lead_id] = (index, message)
 
         try:
-            already = self.store.recently_called(to_queue) if to_queue else {}
+            # The claim guarantees one call; this read only lets the answer say "duplicate" (opt-in).
+            check = to_queue and self.settings.intake_duplicate_check
+            already = self.store.recently_called(to_queue) if check else {}
             for lead_id in already:
                 index, _ = to_queue.pop(lead_id)
                 results.append(LeadResult(index, "duplicate", lead_id))

@@ -390,18 +390,29 @@ class Planner:
         self.clock = clock or store.clock
 
     def plan(self, message: LeadMessage, claim_id: str) -> Plan:
-        """Decide, record suppressed/rejected leads and the plan fields; DynamoDB errors propagate."""
-        plan = self.decide(message)
-        if plan.action == "suppressed":
-            self.store.mark_suppressed(message.lead_id, claim_id, plan.reason, plan.fields or {})
-        elif plan.action == "rejected":
-            self.store.mark_policy_rejected(message.lead_id, claim_id, plan.reason, plan.fields or {})
-        else:
-            self.store.record_plan(message.lead_id, claim_id, plan.fields or {})
-        return plan
+        """Decide and record one lead (see `plan_many`)."""
+        return self.plan_many([(message, claim_id)])[0]
 
-    def decide(self, message: LeadMessage) -> Plan:
-        """The decision for one lead (suppression list and phone claims read/written here)."""
+    def plan_many(self, leads: Sequence[tuple[LeadMessage, str]]) -> list[Plan]:
+        """Decide for a batch: one read of the do-not-call list for all of it; suppressed and
+        rejected leads are recorded here, a lead to call carries its plan fields to the
+        call-requested write (`Plan.fields`). DynamoDB errors propagate."""
+        listed = self.suppression.contains_many(
+            phone_hash(message.document.contact_number) for message, _ in leads if message.document is not None
+        )
+        plans: list[Plan] = []
+        for message, claim_id in leads:
+            plan = self.decide(message, listed)
+            if plan.action == "suppressed":
+                self.store.mark_suppressed(message.lead_id, claim_id, plan.reason, plan.fields or {})
+            elif plan.action == "rejected":
+                self.store.mark_policy_rejected(message.lead_id, claim_id, plan.reason, plan.fields or {})
+            plans.append(plan)
+        return plans
+
+    def decide(self, message: LeadMessage, listed: set[str] | None = None) -> Plan:
+        """The decision for one lead (`listed`: the suppressed hashes of its batch, else read here;
+        phone claims are written here)."""
         assert message.document is not None
         facts = dict(message.facts)
         routing = message.routing
@@ -416,7 +427,7 @@ class Planner:
         no_consent = consent_rejection(self.settings, message.source, facts, routing)
         if no_consent:
             return Plan("rejected", no_consent, fields=fields)
-        if self.suppression.contains_hash(digest):
+        if digest in listed if listed is not None else self.suppression.contains_hash(digest):
             return Plan("suppressed", "suppressed: the number is on the do-not-call list", fields=fields)
         if policy.honour_crm_opt_out and facts.get("opt_out"):
             return Plan("suppressed", f"suppressed: CRM opt-out ({facts['opt_out']})", fields=fields)

@@ -20,6 +20,7 @@ opaque records cannot express.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lead_caller.config import stored_routing
 from lead_caller.leads import LeadMessage
@@ -103,6 +104,50 @@ def _values(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _item(raw: Mapping[str, Any] | None) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in (raw or {}).items()}
+
+
+#: TransactWriteItems takes at most 100 actions
+TRANSACTION_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class CallRequested:
+    """One lead Unpod accepted, for `LeadStore.mark_many_call_requested`."""
+
+    lead_id: str
+    claim_id: str
+    run_id: str
+    task_ids: Sequence[str]
+    previous_run_id: str | None = None
+    document: Mapping[str, Any] | None = None
+    crm_object: Mapping[str, str] | None = None
+    plan: Mapping[str, Any] | None = None
+
+
+def _call_requested_values(
+    run_id: str,
+    task_ids: Sequence[str],
+    previous_run_id: str | None,
+    reconciled: bool,
+    document: Mapping[str, Any] | None,
+    crm_object: Mapping[str, str] | None,
+    now: float,
+    plan: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    # the calling policy's fields (timezone, planned_at, plan_reason...) go in the same write
+    values: dict[str, Any] = {**dict(plan or {}), "run_id": run_id, "task_ids": list(task_ids), "call_state": "sent"}
+    values["status_rank"] = STATUS_RANKS[CALL_REQUESTED]
+    values["call_attempt"] = 1  # only if missing (`_finish_request`): the claim set the attempt
+    values["requested_at"] = iso(now)
+    if document:
+        values["document"] = dict(document)
+    if crm_object:
+        values["crm_object"] = dict(crm_object)
+    if reconciled:
+        values["reconciled"] = True
+    if previous_run_id and previous_run_id != run_id:
+        values["previous_run_ids"] = [previous_run_id]
+    return values
 
 
 @dataclass(frozen=True)
@@ -231,12 +276,29 @@ class LeadStore:
         Our own message comes back only with a higher `receive_count` (SQS's
         ApproximateReceiveCount): two concurrent copies of one receive cannot both claim it.
         """
-        now = self.clock()
+        try:
+            response = self.client.update_item(
+                **self._claim_request(message, claim_id, self.clock(), receive_count),
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return Claim("duplicate", _item(error.response.get("Item")))  # type: ignore[arg-type]
+            raise
+        previous = _item(response.get("Attributes"))
+        own = previous.get("claim_id") == claim_id and previous.get("status") == DISPATCHING
+        return Claim("redelivered" if own else "claimed", previous)
+
+    def _claim_request(
+        self, message: LeadMessage, claim_id: str, now: float, receive_count: int = 0, new_only: bool = False
+    ) -> dict[str, Any]:
+        """The claim's UpdateItem parameters; `new_only` narrows the condition to leads never seen."""
         # A re-call (attempt k+1, sent by the poller) may only take a lead waiting in
         # recall_pending after attempt k; a first call never takes a lead waiting for a re-call.
         if message.attempt > 1:
             condition = "(#s = :recall_pending AND call_attempt = :previous_attempt)"
-            guard = {":recall_pending": RECALL_PENDING, ":previous_attempt": message.attempt - 1}
+            guard: dict[str, Any] = {":recall_pending": RECALL_PENDING, ":previous_attempt": message.attempt - 1}
         else:
             # outcome_unknown with no run: a Create Task whose answer never came (reconciled before
             # any new call); with a run, the call was requested and only its outcome is unknown.
@@ -253,59 +315,120 @@ class LeadStore:
                 ":now": int(now),
                 ":recall_pending": RECALL_PENDING,
             }
-        try:
-            response = self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": message.lead_id}},
-                UpdateExpression=(
-                    "SET #s = :dispatching, claim_id = :claim, claimed_at = :now_iso, updated_at = :now_iso, "
-                    "#src = :source, record_id = :record_id, document = :document, received_at = :received, "
-                    "dedupe_until = :until, expires_at = :expires, call_state = :sending, routing = :routing, "
-                    "attempts = if_not_exists(attempts, :zero) + :one, status_rank = :rank10, call_attempt = :attempt, "
-                    "claim_receive = :receive "
-                    "REMOVE reason, unpod_status, unpod_message, error_kind, run_id, task_ids, "
-                    + ", ".join(_OUTCOME_NAMES)
-                ),
-                ConditionExpression=condition + " OR (claim_id = :claim AND #s = :dispatching"
-                " AND (attribute_not_exists(claim_receive) OR claim_receive < :receive_below))",
-                ExpressionAttributeNames={"#s": "status", "#src": "source", **_OUTCOME_NAMES},
-                ExpressionAttributeValues=_values(
-                    {
-                        **guard,
-                        ":dispatching": DISPATCHING,
-                        ":rank10": STATUS_RANKS[DISPATCHING],
-                        ":attempt": message.attempt,
-                        ":receive": receive_count,
-                        ":receive_below": receive_count or 2**62,  # 0 = not known: no check
-                        ":claim": claim_id,
-                        ":now_iso": iso(now),
-                        ":source": message.source,
-                        ":record_id": message.record_id,
-                        ":document": message.document.to_unpod() if message.document else {},
-                        ":routing": _dynamo_safe(stored_routing(message.routing)),
-                        ":received": iso(message.received_at),
-                        # the window runs from when the lead reached us, or from this claim if later
-                        # (a replayed old event must not open a window that is already over)
-                        ":until": int(max(message.received_at, now) + self.dedupe_window_seconds),
-                        ":expires": self._expires_at(now),
-                        ":sending": "sending",
-                        ":zero": 0,
-                        ":one": 1,
-                    }
-                ),
-                ReturnValues="ALL_OLD",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return Claim("duplicate", _item(error.response.get("Item")))  # type: ignore[arg-type]
-            raise
-        previous = _item(response.get("Attributes"))
-        own = previous.get("claim_id") == claim_id and previous.get("status") == DISPATCHING
-        return Claim("redelivered" if own else "claimed", previous)
+        condition += (
+            " OR (claim_id = :claim AND #s = :dispatching"
+            " AND (attribute_not_exists(claim_receive) OR claim_receive < :receive_below))"
+        )
+        update = (
+            "SET #s = :dispatching, claim_id = :claim, claimed_at = :now_iso, updated_at = :now_iso, "
+            "#src = :source, record_id = :record_id, document = :document, received_at = :received, "
+            "dedupe_until = :until, expires_at = :expires, call_state = :sending, routing = :routing, "
+            "attempts = if_not_exists(attempts, :zero) + :one, status_rank = :rank10, call_attempt = :attempt, "
+            "claim_receive = :receive "
+            "REMOVE reason, unpod_status, unpod_message, error_kind, run_id, task_ids, " + ", ".join(_OUTCOME_NAMES)
+        )
+        values: dict[str, Any] = {
+            **guard,
+            ":dispatching": DISPATCHING,
+            ":rank10": STATUS_RANKS[DISPATCHING],
+            ":attempt": message.attempt,
+            ":receive": receive_count,
+            ":receive_below": receive_count or 2**62,  # 0 = not known: no check
+            ":claim": claim_id,
+            ":now_iso": iso(now),
+            ":source": message.source,
+            ":record_id": message.record_id,
+            ":document": message.document.to_unpod() if message.document else {},
+            ":routing": _dynamo_safe(stored_routing(message.routing)),
+            ":received": iso(message.received_at),
+            # the window runs from when the lead reached us, or from this claim if later
+            # (a replayed old event must not open a window that is already over)
+            ":until": int(max(message.received_at, now) + self.dedupe_window_seconds),
+            ":expires": self._expires_at(now),
+            ":sending": "sending",
+            ":zero": 0,
+            ":one": 1,
+        }
+        if new_only:
+            # DynamoDB refuses values an expression does not use: keep those of the update only.
+            condition = "attribute_not_exists(pk)"
+            values = {key: value for key, value in values.items() if re.search(re.escape(key) + r"\b", update)}
+        return {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": message.lead_id}},
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#s": "status", "#src": "source", **_OUTCOME_NAMES},
+            "ExpressionAttributeValues": _values(values),
+        }
+
+    def claim_many(self, requests: Sequence[tuple[LeadMessage, str, int]]) -> list[Claim | Exception]:
+        """Claim many leads in as few requests as the guarantees allow; one Claim (or error) per request.
+
+        The common case, leads never seen before, is claimed with one TransactWriteItems per 100
+        leads, conditioned on `attribute_not_exists(pk)`: their `previous` is empty, exactly what a
+        single claim would return. When the transaction is cancelled (a lead exists: a duplicate,
+        a redelivery, a retry of a failed lead; or a concurrent writer), nothing of it was written
+        and every lead it held is claimed with the single conditional `claim`, which tells those
+        cases apart. A lead appearing twice in the batch is claimed once by the transaction and
+        then, as a duplicate, by `claim`. So the outcome is the one sequential claims would give;
+        only the number of round trips differs. Errors are returned in place, not raised.
+        """
+        results: list[Claim | Exception | None] = [None] * len(requests)
+        now = self.clock()
+        seen: set[str] = set()
+        first: list[int] = []
+        for position, (message, _, _) in enumerate(requests):
+            if message.attempt == 1 and message.lead_id not in seen:  # a re-call is never new
+                seen.add(message.lead_id)
+                first.append(position)
+        pending = [
+            (first[start : start + TRANSACTION_LIMIT], False) for start in range(0, len(first), TRANSACTION_LIMIT)
+        ]
+        while pending:
+            chunk, retried = pending.pop()
+            if len(chunk) < 2:
+                continue  # one lead: the single claim is one request too, and returns the old item
+            items: Any = [
+                {"Update": self._claim_request(requests[i][0], requests[i][1], now, requests[i][2], new_only=True)}
+                for i in chunk
+            ]
+            try:
+                self.client.transact_write_items(TransactItems=items)
+            except ClientError as error:
+                # Cancelled: leads whose reason is "None" only failed with the others; try them again
+                # together, once. Every other lead (exists, conflict, throttled) is claimed alone below.
+                reasons = error.response.get("CancellationReasons") or []
+                if len(reasons) == len(chunk) and not retried:
+                    retry = [i for i, reason in zip(chunk, reasons, strict=True) if reason.get("Code") == "None"]
+                    pending.append((retry, True))
+                continue
+            except BotoCoreError:
+                continue  # claimed one by one below
+            for position in chunk:
+                results[position] = Claim("claimed", {})
+        for position, (message, claim_id, receive_count) in enumerate(requests):
+            if results[position] is None:
+                try:
+                    results[position] = self.claim(message, claim_id, receive_count)
+                except (ClientError, BotoCoreError) as error:
+                    results[position] = error
+        return [result for result in results if result is not None]
 
     def _finish(self, lead_id: str, claim_id: str, status: str, values: Mapping[str, Any], remove: str = "") -> bool:
         """Update a lead we hold the claim of. False when the claim was lost (someone else took over)."""
+        try:
+            self.client.update_item(**self._finish_request(lead_id, claim_id, status, values, remove))
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _finish_request(
+        self, lead_id: str, claim_id: str, status: str, values: Mapping[str, Any], remove: str = ""
+    ) -> dict[str, Any]:
+        """The UpdateItem parameters of `_finish`: conditional on still holding the claim."""
         now = self.clock()
         names = {"#s": "status"}
         sets = ["#s = :status", "updated_at = :now_iso"]
@@ -316,28 +439,24 @@ class LeadStore:
             ":dispatching": DISPATCHING,
         }
         for index, (key, value) in enumerate(values.items()):
+            name = f"#f{index}"  # every name aliased: some (timezone, duration) are DynamoDB reserved words
+            names[name] = key
             if key == "previous_run_ids":
-                sets.append(f"{key} = list_append(if_not_exists({key}, :empty), :v{index})")
+                sets.append(f"{name} = list_append(if_not_exists({name}, :empty), :v{index})")
                 expression_values[":empty"] = []
             elif key == "call_attempt":  # set by the claim; 1 for leads claimed before attempts existed
-                sets.append(f"{key} = if_not_exists({key}, :v{index})")
+                sets.append(f"{name} = if_not_exists({name}, :v{index})")
             else:
-                sets.append(f"{key} = :v{index}")
+                sets.append(f"{name} = :v{index}")
             expression_values[f":v{index}"] = value
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": lead_id}},
-                UpdateExpression="SET " + ", ".join(sets) + (f" REMOVE {remove}" if remove else ""),
-                ConditionExpression="claim_id = :claim AND #s = :dispatching",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_values(expression_values),
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": lead_id}},
+            "UpdateExpression": "SET " + ", ".join(sets) + (f" REMOVE {remove}" if remove else ""),
+            "ConditionExpression": "claim_id = :claim AND #s = :dispatching",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": _values(expression_values),
+        }
 
     def mark_call_requested(
         self,
@@ -355,19 +474,59 @@ class LeadStore:
         `crm_object` names the CRM object a thin event was about (a Pipedrive lead/deal, a Zoho
         module's record), for the write-back to put its note there too.
         """
-        values: dict[str, Any] = {"run_id": run_id, "task_ids": list(task_ids), "call_state": "sent"}
-        values["status_rank"] = STATUS_RANKS[CALL_REQUESTED]
-        values["call_attempt"] = 1
-        values["requested_at"] = iso(self.clock())
-        if document:
-            values["document"] = dict(document)
-        if crm_object:
-            values["crm_object"] = dict(crm_object)
-        if reconciled:
-            values["reconciled"] = True
-        if previous_run_id and previous_run_id != run_id:
-            values["previous_run_ids"] = [previous_run_id]
+        values = _call_requested_values(
+            run_id, task_ids, previous_run_id, reconciled, document, crm_object, self.clock()
+        )
         return self._finish(lead_id, claim_id, CALL_REQUESTED, values)
+
+    def mark_many_call_requested(self, calls: Sequence[CallRequested]) -> list[bool]:
+        """`mark_call_requested` for many leads: one TransactWriteItems per 100 when every claim is held.
+
+        Each write keeps its condition (we still hold the claim). If the transaction is cancelled
+        (a claim was lost, or a concurrent writer), nothing of it was written and each lead is
+        written on its own, which says which claims were lost. Errors other than a lost claim raise,
+        as `mark_call_requested` does.
+        """
+        stored: list[bool] = []
+        for start in range(0, len(calls), TRANSACTION_LIMIT):
+            chunk = calls[start : start + TRANSACTION_LIMIT]
+            requests = [
+                self._finish_request(
+                    call.lead_id,
+                    call.claim_id,
+                    CALL_REQUESTED,
+                    _call_requested_values(
+                        call.run_id,
+                        call.task_ids,
+                        call.previous_run_id,
+                        False,
+                        call.document,
+                        call.crm_object,
+                        self.clock(),
+                        call.plan,
+                    ),
+                )
+                for call in chunk
+            ]
+            if len(chunk) > 1 and len({call.lead_id for call in chunk}) == len(chunk):
+                try:
+                    transaction: Any = [{"Update": request} for request in requests]
+                    self.client.transact_write_items(TransactItems=transaction)
+                except (ClientError, BotoCoreError):
+                    pass  # cancelled or refused: one by one below
+                else:
+                    stored.extend(True for _ in chunk)
+                    continue
+            for request in requests:
+                try:
+                    self.client.update_item(**request)
+                except ClientError as error:
+                    if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                        raise
+                    stored.append(False)
+                else:
+                    stored.append(True)
+        return stored
 
     def mark_unsent(self, lead_id: str, claim_id: str, error_kind: str, message: str) -> bool:
         """A transient failure where Unpod certainly did not create the task: safe to resend."""

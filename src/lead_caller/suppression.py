@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
@@ -51,6 +52,10 @@ class ImportReport:
     added: int = 0
     already: int = 0
     invalid_lines: list[int] = field(default_factory=list)
+
+
+class SuppressionUnavailableError(Exception):
+    """The do-not-call list could not be read: the lead is retried, never called unchecked."""
 
 
 class SuppressionList:
@@ -103,6 +108,29 @@ class SuppressionList:
             ProjectionExpression="pk",
         )
         return "Item" in response
+
+    def contains_many(self, digests: Iterable[str]) -> set[str]:
+        """The hashes among `digests` that are suppressed: one consistent BatchGetItem per 100."""
+        wanted = list(dict.fromkeys(digests))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 100):
+            request: Any = {
+                self.table_name: {
+                    "Keys": [{"pk": {"S": PREFIX + digest}} for digest in wanted[start : start + 100]],
+                    "ProjectionExpression": "pk",
+                    "ConsistentRead": True,
+                }
+            }
+            for _ in range(8):  # BatchGetItem may leave keys unprocessed under throttling
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    found.add(str(item["pk"]["S"]).removeprefix(PREFIX))
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise SuppressionUnavailableError("the do-not-call list could not be read (throttled)")
+        return found
 
     def import_csv(self, handle: IO[str], region: str = "US", note: str | None = None) -> ImportReport:
         """Suppress every number of a CSV file (a `phone`-like column, else the first column).

@@ -132,17 +132,17 @@ def test_timeout_after_unpod_accepted_with_many_newer_runs(fault_settings, sandb
 
 def test_crash_between_unpods_success_and_the_dynamodb_write(fault_settings, sandbox, credentials, record_figure):
     dispatcher = make_dispatcher(fault_settings, sandbox, credentials)
-    original = dispatcher.store.mark_call_requested
+    original = dispatcher.store.mark_many_call_requested  # the dispatcher records accepted calls in batches
 
-    def crash(*_args: Any, **_kwargs: Any) -> bool:
+    def crash(*_args: Any, **_kwargs: Any) -> list[bool]:
         raise RuntimeError("the function died")
 
-    dispatcher.store.mark_call_requested = crash  # type: ignore[method-assign]
+    dispatcher.store.mark_many_call_requested = crash  # type: ignore[method-assign]
     message = lead("crash-after-success")
     first = QueuedRecord(str(uuid.uuid4()), message.to_json(), 1)
     with pytest.raises(RuntimeError):
         dispatcher.dispatch([first])  # Lambda reports the whole batch failed: SQS redelivers
-    dispatcher.store.mark_call_requested = original  # type: ignore[method-assign]
+    dispatcher.store.mark_many_call_requested = original  # type: ignore[method-assign]
 
     result = dispatcher.dispatch([dataclasses.replace(first, receive_count=2)])
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lead_caller.config import Settings
@@ -17,25 +15,21 @@ from lead_caller.wiring import build_dispatcher, build_sqs
 settings = Settings.from_env()
 dispatcher = build_dispatcher(settings)
 sqs = build_sqs()
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-class RetryLaterError(Exception):
-    """Marks a message as failed so SQS redelivers it (or moves it to the DLQ)."""
+def report(result: BatchResult, event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:  # noqa: ARG001
+    """The partial batch response: every message the dispatcher wants retried is a failure.
 
-
-def report(result: BatchResult, event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
-    """The partial batch response: every message the dispatcher wants retried is a failure."""
-
-    def record_handler(record: SQSRecord) -> None:
-        reason = result.retry.get(record.message_id)
-        if reason is not None:
-            raise RetryLaterError(reason)
-
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
-    return dict(response)
+    Built here rather than with Powertools' batch utility: the dispatcher already decided
+    per message, and importing the utility (asyncio, data classes) costs ~40 ms of every
+    cold start (`make bench`). The shape is Lambda's `ReportBatchItemFailures` contract.
+    """
+    failures = [
+        {"itemIdentifier": str(record["messageId"])}
+        for record in event.get("Records") or []
+        if str(record.get("messageId")) in result.retry
+    ]
+    return {"batchItemFailures": failures}
 
 
 @logger.inject_lambda_context
