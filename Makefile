@@ -107,9 +107,6 @@ pytest: venv lambda-runtime ## unit and integration tests (in parallel), then ar
 	$(PY) -m pytest tests/unit tests/integration $(XDIST)
 	$(PY) -m pytest tests/artifact tests/faults  # one process: one emulator, one fault-matrix table
 
-faults: venv ## the full fault matrix against the local stack (figures and targets)
-	FAULTS_PROFILE=full $(PY) -m pytest tests/faults
-
 test: lint typecheck sam-validate sam-build pytest ## every check (what CI runs)
 
 run: venv ## the whole stack locally: API on 127.0.0.1:3000, embedded AWS :3001, Unpod sandbox :3002
