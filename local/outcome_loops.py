@@ -125,17 +125,35 @@ class OutcomeLoops:
             self.drain_events()
 
     def _read(self, streams: Any, iterators: dict[str, str]) -> list[dict[str, Any]]:
+        """New records of every shard since the last one read (`iterators`: shard -> last sequence number).
+
+        A fresh iterator after the last sequence number each time, rather than the
+        NextShardIterator moto returns: that one stops advancing once records arrive while
+        the stream is being read, and the outbox would go quiet.
+        """
         shards = streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]["Shards"]
         records: list[dict[str, Any]] = []
         for shard in shards:
             shard_id = shard["ShardId"]
-            if shard_id not in iterators:
-                iterators[shard_id] = streams.get_shard_iterator(
-                    StreamArn=self._stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
-            response = streams.get_records(ShardIterator=iterators[shard_id], Limit=100)
-            iterators[shard_id] = response.get("NextShardIterator") or iterators[shard_id]
-            records.extend(response.get("Records") or [])
+            last = iterators.get(shard_id)
+            position: dict[str, str] = (
+                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last}
+                if last
+                else {"ShardIteratorType": "TRIM_HORIZON"}
+            )
+            iterator = streams.get_shard_iterator(StreamArn=self._stream_arn, ShardId=shard_id, **position)[
+                "ShardIterator"
+            ]
+            for _ in range(100):  # pages of 100 records
+                response = streams.get_records(ShardIterator=iterator, Limit=100)
+                page = response.get("Records") or []
+                if not page:
+                    break
+                records.extend(page)
+                iterators[shard_id] = str(page[-1]["dynamodb"]["SequenceNumber"])
+                iterator = response.get("NextShardIterator") or ""
+                if not iterator or len(page) < 100:
+                    break
         # The template's FilterCriteria: only items whose new status ends a call attempt.
         return [
             record

@@ -829,6 +829,7 @@ def run_demo(
 #: `make run`'s simulated calls: mostly answered, some re-called after no answer or busy
 DEMO_CALLS = {"delay_seconds": 2.0, "mix": ["answered", "answered", "no_answer", "answered", "busy"]}
 OPEN_STATUSES = ("dispatching", "call_requested", "in_progress", "recall_pending")
+FINAL_STATUSES = ("completed", "no_answer", "busy", "voicemail", "call_failed")
 
 
 def open_leads(stack: LocalStack) -> list[str]:
@@ -873,8 +874,14 @@ def show_outcomes(
     ended = wait_until(lambda: not open_leads(stack), timeout, interval=0.5)
     if not ended:
         say(f"still open after {timeout:.0f} s: {', '.join(open_leads(stack))}")
-    time.sleep(1.0)  # the stream consumer publishes the last events
-    events = stack.outcome_loops.drain_events()
+    loops = stack.outcome_loops
+    finals = sum(1 for row in lead_rows(stack) if row["status"] in FINAL_STATUSES)
+
+    def published() -> bool:  # the stream consumer publishes the last events a moment later
+        return sum(1 for event in loops.drain_events() if (event.get("detail") or {}).get("final")) >= finals
+
+    wait_until(published, 30.0, interval=0.5)
+    events = loops.drain_events()
     kinds = [
         f"{(event.get('detail') or {}).get('status')}{'' if (event.get('detail') or {}).get('final') else ' (re-call)'}"
         for event in events
