@@ -741,6 +741,15 @@ class _StubDynamoDB:
     def update_item(self, **_: Any) -> dict[str, Any]:
         return {"Attributes": {}}
 
+    def batch_get_item(self, **_: Any) -> dict[str, Any]:  # the do-not-call list: nobody on it
+        return {"Responses": {}}
+
+    def get_item(self, **_: Any) -> dict[str, Any]:  # the circuit breaker's state: closed
+        return {}
+
+    def put_item(self, **_: Any) -> dict[str, Any]:  # a phone claim: granted
+        return {}
+
 
 def burst() -> None:
     """Figure 8's process: 1,000 leads through the webhook and dispatch handlers, AWS stubbed; prints MB."""
@@ -758,6 +767,9 @@ def burst() -> None:
         webhook.intake.queue.client = sqs
         webhook.intake.credentials = lambda source: LOCAL_WEBHOOK_SECRETS[source]
         dispatch.dispatcher.store.client = _StubDynamoDB()
+        for shared in ("circuit", "pacer"):  # their state items live in the same table
+            if getattr(dispatch.dispatcher, shared, None) is not None:
+                getattr(dispatch.dispatcher, shared).client = dispatch.dispatcher.store.client
         credentials = UnpodCredentials(sandbox.api_token, sandbox.space_token, sandbox.org_handle, sandbox.pilots[0])
         dispatch.dispatcher.credentials = lambda: credentials
         for start in range(0, 1000, 100):
