@@ -98,11 +98,13 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _values(values: Mapping[str, Any]) -> dict[str, Any]:
+def dynamo_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain values as DynamoDB attribute values."""
     return {key: _serializer.serialize(value) for key, value in values.items()}
 
 
-def _item(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+def dynamo_item(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A DynamoDB item (attribute values) as plain values ({} for None)."""
     return {key: _deserializer.deserialize(value) for key, value in (raw or {}).items()}
 
 
@@ -198,7 +200,7 @@ class LeadStore:
     def get(self, lead_id: str) -> dict[str, Any] | None:
         """The item of a lead, or None."""
         response = self.client.get_item(TableName=self.table_name, Key={"pk": {"S": lead_id}}, ConsistentRead=True)
-        return _item(response.get("Item")) or None
+        return dynamo_item(response.get("Item")) or None
 
     def recently_called(self, lead_ids: Iterable[str]) -> dict[str, str]:
         """lead_id -> status for leads that are being or were called within the dedupe window.
@@ -220,7 +222,7 @@ class LeadStore:
             for _ in range(5):  # BatchGetItem may leave keys unprocessed under throttling
                 response = self.client.batch_get_item(RequestItems=request)
                 for raw in response.get("Responses", {}).get(self.table_name, []):
-                    item = _item(raw)
+                    item = dynamo_item(raw)
                     recent = float(item.get("dedupe_until", 0)) >= now
                     if recent and item.get("status") not in RETRYABLE_STATUSES:
                         found[str(item["pk"])] = str(item["status"])
@@ -255,12 +257,12 @@ class LeadStore:
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item=_values(values),
+                Item=dynamo_values(values),
                 ConditionExpression=(
                     "attribute_not_exists(pk) OR #s IN (:rejected, :failed, :suppressed) OR dedupe_until < :now"
                 ),
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_values(
+                ExpressionAttributeValues=dynamo_values(
                     {":rejected": REJECTED, ":failed": FAILED, ":suppressed": SUPPRESSED, ":now": int(now)}
                 ),
             )
@@ -284,9 +286,9 @@ class LeadStore:
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return Claim("duplicate", _item(error.response.get("Item")))  # type: ignore[arg-type]
+                return Claim("duplicate", dynamo_item(error.response.get("Item")))  # type: ignore[arg-type]
             raise
-        previous = _item(response.get("Attributes"))
+        previous = dynamo_item(response.get("Attributes"))
         own = previous.get("claim_id") == claim_id and previous.get("status") == DISPATCHING
         return Claim("redelivered" if own else "claimed", previous)
 
@@ -359,7 +361,7 @@ class LeadStore:
             "UpdateExpression": update,
             "ConditionExpression": condition,
             "ExpressionAttributeNames": {"#s": "status", "#src": "source", **_OUTCOME_NAMES},
-            "ExpressionAttributeValues": _values(values),
+            "ExpressionAttributeValues": dynamo_values(values),
         }
 
     def claim_many(self, requests: Sequence[tuple[LeadMessage, str, int]]) -> list[Claim | Exception]:
@@ -455,7 +457,7 @@ class LeadStore:
             "UpdateExpression": "SET " + ", ".join(sets) + (f" REMOVE {remove}" if remove else ""),
             "ConditionExpression": "claim_id = :claim AND #s = :dispatching",
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": _values(expression_values),
+            "ExpressionAttributeValues": dynamo_values(expression_values),
         }
 
     def mark_call_requested(
@@ -628,7 +630,7 @@ class LeadStore:
                 UpdateExpression=f"SET #s = :status, updated_at = :now_iso{', ' + sets if sets else ''}",
                 ConditionExpression="claim_id = :claim AND #s = :dispatching",
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_values(
+                ExpressionAttributeValues=dynamo_values(
                     {
                         **values,
                         ":status": status,
@@ -653,14 +655,14 @@ class LeadStore:
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item=_values({"pk": f"phone#{digest}", "lead_id": lead_id, "expires_at": until}),
+                Item=dynamo_values({"pk": f"phone#{digest}", "lead_id": lead_id, "expires_at": until}),
                 ConditionExpression="attribute_not_exists(pk) OR lead_id = :lead OR expires_at < :now",
-                ExpressionAttributeValues=_values({":lead": lead_id, ":now": int(now)}),
+                ExpressionAttributeValues=dynamo_values({":lead": lead_id, ":now": int(now)}),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                holder = _item(error.response.get("Item"))  # type: ignore[arg-type]
+                holder = dynamo_item(error.response.get("Item"))  # type: ignore[arg-type]
                 return str(holder.get("lead_id") or "another lead")
             raise
         return None
@@ -676,7 +678,7 @@ class LeadStore:
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [_item(raw) for raw in response.get("Items", [])]
+        return [dynamo_item(raw) for raw in response.get("Items", [])]
 
     def by_run_id(self, run_id: str) -> list[dict[str, Any]]:
         """Leads called in one Unpod run (GSI by_run_id)."""
@@ -686,7 +688,7 @@ class LeadStore:
             KeyConditionExpression="run_id = :run",
             ExpressionAttributeValues={":run": {"S": run_id}},
         )
-        return [_item(raw) for raw in response.get("Items", [])]
+        return [dynamo_item(raw) for raw in response.get("Items", [])]
 
     # ---- call outcomes (docs/outcomes.md) ------------------------------------------------
     def record_outcome(
@@ -739,7 +741,7 @@ class LeadStore:
                 UpdateExpression="SET " + ", ".join(sets) + (f" REMOVE {', '.join(removed)}" if removed else ""),
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_values(expression_values),
+                ExpressionAttributeValues=dynamo_values(expression_values),
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -756,7 +758,7 @@ class LeadStore:
                 UpdateExpression="SET next_poll_at = :next, poll_count = :count",
                 ConditionExpression="#s = :status AND (call_attempt = :k OR attribute_not_exists(call_attempt))",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_values(
+                ExpressionAttributeValues=dynamo_values(
                     {":next": next_poll_at, ":count": poll_count, ":status": status, ":k": attempt}
                 ),
             )
@@ -779,7 +781,7 @@ class LeadStore:
                 UpdateExpression="SET recall_at = :resend, recall_sent_at = :now_iso",
                 ConditionExpression="#s = :recall_pending AND call_attempt = :k",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_values(
+                ExpressionAttributeValues=dynamo_values(
                     {
                         ":resend": resend_at,
                         ":now_iso": iso(self.clock()),
@@ -810,7 +812,7 @@ class LeadStore:
                 request["ExclusiveStartKey"] = start
             response = self.client.query(**request)
             for raw in response.get("Items", []):
-                yield _item(raw)
+                yield dynamo_item(raw)
             start = response.get("LastEvaluatedKey")
             if not start:
                 return

@@ -39,7 +39,7 @@ from lead_caller.config import Settings
 from lead_caller.crms.callnote import CallNote, CrmRecord, CrmWriter, WriteResult
 from lead_caller.observability import logger, metrics, redact
 from lead_caller.outbound import OutboundWebhook, configured
-from lead_caller.store import _item, _values, iso
+from lead_caller.store import dynamo_item, dynamo_values, iso
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -81,7 +81,7 @@ class WritebackState:
     def get(self, lead_id: str) -> dict[str, Any] | None:
         """The lead item, or None."""
         response = self.client.get_item(TableName=self.table_name, Key={"pk": {"S": lead_id}}, ConsistentRead=True)
-        return _item(response.get("Item")) or None
+        return dynamo_item(response.get("Item")) or None
 
     def claim(self, lead_id: str, channel: Channel, task_id: str) -> Lease:
         """Take the channel's lease for the task."""
@@ -95,7 +95,7 @@ class WritebackState:
                     f"attribute_exists(pk) AND NOT contains({channel}_settled, :task) "
                     f"AND (attribute_not_exists({channel}_lease_until) OR {channel}_lease_until < :now)"
                 ),
-                ExpressionAttributeValues=_values(
+                ExpressionAttributeValues=dynamo_values(
                     {":task": task_id, ":until": int(now + self.lease_seconds), ":now": int(now)}
                 ),
                 ReturnValues="ALL_OLD",
@@ -104,13 +104,13 @@ class WritebackState:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            item = _item(error.response.get("Item"))  # type: ignore[arg-type]
+            item = dynamo_item(error.response.get("Item"))  # type: ignore[arg-type]
             if not item:
                 return Lease("missing", {})
             if task_id in (item.get(f"{channel}_settled") or set()):
                 return Lease("settled", item)
             return Lease("busy", item)
-        previous = _item(response.get("Attributes"))
+        previous = dynamo_item(response.get("Attributes"))
         return Lease("claimed", previous, looked_before=previous.get(f"{channel}_lease_task") == task_id)
 
     def release(self, lead_id: str, channel: Channel, task_id: str) -> None:
@@ -121,7 +121,7 @@ class WritebackState:
                 Key={"pk": {"S": lead_id}},
                 UpdateExpression=f"REMOVE {channel}_lease_until",
                 ConditionExpression=f"{channel}_lease_task = :task",
-                ExpressionAttributeValues=_values({":task": task_id}),
+                ExpressionAttributeValues=dynamo_values({":task": task_id}),
             )
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -149,7 +149,7 @@ class WritebackState:
                 Key={"pk": {"S": lead_id}},
                 UpdateExpression="SET " + ", ".join(sets) + f" ADD {channel}_settled :set REMOVE {channel}_lease_until",
                 ConditionExpression=condition,
-                ExpressionAttributeValues=_values(values),
+                ExpressionAttributeValues=dynamo_values(values),
             )
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from lead_caller.store import _item, _values
+from lead_caller.store import dynamo_item, dynamo_values
 from local.catch_hook import CatchHookStandIn
 from local.resources import REGION
 from local.rie import RieFunction, run_built_function
@@ -58,7 +58,7 @@ def test_the_built_writeback_function_delivers_the_signed_webhook(
 ) -> None:
     function, hook = writeback_function
     lead = {"pk": "generic#artifact-wb-1", "source": "generic", "record_id": "artifact-wb-1", "status": "completed"}
-    stack.dynamodb().put_item(TableName=stack.resources.table_name, Item=_values(lead))
+    stack.dynamodb().put_item(TableName=stack.resources.table_name, Item=dynamo_values(lead))
     event = json.loads((ROOT / "events" / "call-completed.json").read_text())
     detail = copy.deepcopy(event["detail"])
     detail.update(lead_id=lead["pk"], source="generic", record_id="artifact-wb-1", task_id="T-artifact")
@@ -68,7 +68,9 @@ def test_the_built_writeback_function_delivers_the_signed_webhook(
     result = function.invoke(sqs_event([message], "arn:aws:sqs:us-east-1:123456789012:writeback"))
 
     assert result == {"batchItemFailures": []}, (result, function.output)
-    item = _item(stack.dynamodb().get_item(TableName=stack.resources.table_name, Key={"pk": {"S": lead["pk"]}})["Item"])
+    item = dynamo_item(
+        stack.dynamodb().get_item(TableName=stack.resources.table_name, Key={"pk": {"S": lead["pk"]}})["Item"]
+    )
     assert item["writeback"] == "skipped"
     assert item["webhook_delivery"] == "done"
     (delivery,) = hook.deliveries

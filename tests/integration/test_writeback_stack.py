@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from lead_caller.store import _values
+from lead_caller.store import dynamo_values
 from local.stack import LocalStack, StackOptions, run_demo
 from local.writeback_local import written
 
@@ -36,7 +36,7 @@ def put_lead(stack: LocalStack, source: str, record_id: str) -> str:
     lead_id = f"{source}#{record_id}"
     assert stack.resources is not None
     item = {"pk": lead_id, "source": source, "record_id": record_id, "status": "completed", "status_rank": 40}
-    stack.client("dynamodb").put_item(TableName=stack.resources.table_name, Item=_values(item))
+    stack.client("dynamodb").put_item(TableName=stack.resources.table_name, Item=dynamo_values(item))
     return lead_id
 
 

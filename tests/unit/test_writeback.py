@@ -23,7 +23,7 @@ from lead_caller.crms.pipedrive.api import PipedriveWriteback, writeback_targets
 from lead_caller.crms.salesforce.api import SalesforceWriteback
 from lead_caller.crms.zoho.api import ZohoRecords, ZohoWriteback
 from lead_caller.outbound import OutboundWebhook
-from lead_caller.store import _item, _values
+from lead_caller.store import dynamo_item, dynamo_values
 from lead_caller.writeback import Writeback, WritebackState
 from local.catch_hook import CatchHookStandIn
 from local.hubspot_api import HubSpotApiStandIn
@@ -116,11 +116,11 @@ class Harness:
 
     def add_lead(self, source: str, **extra: Any) -> str:
         lead = {**LEADS[source], "source": source, "status": "completed", "status_rank": 40, **extra}
-        self.dynamodb.put_item(TableName=TABLE, Item=_values(lead))
+        self.dynamodb.put_item(TableName=TABLE, Item=dynamo_values(lead))
         return str(lead["pk"])
 
     def lead(self, lead_id: str) -> dict[str, Any]:
-        item: dict[str, Any] = _item(self.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": lead_id}})["Item"])
+        item: dict[str, Any] = dynamo_item(self.dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": lead_id}})["Item"])
         return item
 
     def event(self, source: str, **detail: Any) -> dict[str, Any]:

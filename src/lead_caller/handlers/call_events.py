@@ -8,17 +8,16 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from boto3.dynamodb.types import TypeDeserializer
 
 from lead_caller.call_events import CallCompletedPublisher
 from lead_caller.config import Settings
 from lead_caller.observability import logger, metrics, tracer
+from lead_caller.store import dynamo_item
 from lead_caller.wiring import build_call_events
 
 settings = Settings.from_env()
 publisher: CallCompletedPublisher = build_call_events(settings)
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-_deserializer = TypeDeserializer()
 
 
 class EarlierRecordFailedError(Exception):
@@ -28,7 +27,7 @@ class EarlierRecordFailedError(Exception):
 def _image(raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not raw:
         return None
-    return {key: _deserializer.deserialize(value) for key, value in raw.items()}
+    return dynamo_item(raw)
 
 
 @logger.inject_lambda_context
