@@ -82,9 +82,12 @@ class Circuit:
         response = self.client.get_item(TableName=self.table_name, Key={"pk": {"S": CIRCUIT_KEY}}, ConsistentRead=True)
         return {key: _deserializer.deserialize(value) for key, value in (response.get("Item") or {}).items()}
 
-    def decide(self) -> Decision:
-        """Send, probe (this caller holds the half-open lease) or wait (and for how long)."""
-        item = self.read()
+    def decide(self, item: dict[str, Any] | None = None) -> Decision:
+        """Send, probe (this caller holds the half-open lease) or wait (and for how long).
+
+        `item`: the circuit item as the caller has just read it (consistently), else read here.
+        """
+        item = self.read() if item is None else item
         failures = int(item.get("failures", 0))
         if item.get("state") != "open":
             return Decision("send", failures=failures)

@@ -33,7 +33,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lead_caller.circuit import CREDENTIALS, UNAVAILABLE, Circuit, Decision
+from lead_caller.circuit import CIRCUIT_KEY, CREDENTIALS, UNAVAILABLE, Circuit, Decision
 from lead_caller.config import ConfigError, Settings
 from lead_caller.contacts import build_document
 from lead_caller.enrichment import Enricher, Fetched, crm_object_of
@@ -51,6 +51,8 @@ from lead_caller.unpod import CreateTaskOutcome, UnpodClient, UnpodCredentials, 
 
 #: Create Task requests of one batch in flight at once (each holds other leads)
 MAX_PARALLEL_SENDS = 4
+#: seconds a 429 hold read with the circuit state stands in for reading it before a send
+HOLD_READ_MAX_AGE = 1.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class BatchResult:
     circuit_reason: str = field(default="", repr=False)
     #: space token -> epoch before which no request goes to it (a 429's Retry-After)
     held: dict[str, float] = field(default_factory=dict, repr=False)
+    #: space token -> (the shared 429 hold's epoch, when it was read), read with the circuit
+    hold_read: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)
 
     def later(self, message_id: str, reason: str, delay: float) -> None:
         """Retry this message in `delay` seconds."""
@@ -172,7 +176,7 @@ class Dispatcher:
         if not leads:
             return result
 
-        decision = self._decide()
+        decision = self._decide(credentials.space_token, result)
         if decision.kind == "wait":
             self._circuit_metric(decision.reason)
             for lead in leads:
@@ -456,8 +460,19 @@ class Dispatcher:
             self._record_failure(lead, outcome, result)
 
     # ---- circuit breaker, pacing, credentials ------------------------------------------
-    def _decide(self) -> Decision:
+    def _decide(self, space_token: str, result: BatchResult) -> Decision:
+        """The circuit's decision. Its state and the default space's shared 429 hold are read
+        together (one consistent BatchGetItem), so `_held` need not read the hold again."""
         try:
+            items = None
+            shared = self.circuit.table_name == self.pacer.table_name == self.store.table_name
+            if shared:
+                hold_key = self.pacer.hold_key(space_token)
+                items = self.store.read_many([CIRCUIT_KEY, hold_key])
+            if items is not None:
+                until = float(items.get(hold_key, {}).get("until", 0))
+                result.hold_read[space_token] = (until, self.clock())
+                return self.circuit.decide(items.get(CIRCUIT_KEY, {}))
             return self.circuit.decide()
         except (ClientError, BotoCoreError) as error:  # the table is unreachable: the claims failed too
             logger.warning("circuit state unavailable", extra={"error": type(error).__name__})
@@ -516,8 +531,10 @@ class Dispatcher:
             for lead in leads:
                 self._defer(lead, "throttled by Unpod (HTTP 429)", "http_429", held_until - self.clock(), result)
             return True
+        until, read_at = result.hold_read.get(route.space_token, (0.0, float("-inf")))
+        fresh = self.clock() - read_at <= HOLD_READ_MAX_AGE  # else read again: another dispatcher may hold it now
         try:
-            wait = self.pacer.acquire(route.space_token)
+            wait = self.pacer.acquire(route.space_token, hold_until=until if fresh else None)
         except (ClientError, BotoCoreError) as error:
             logger.warning("pacing counter unavailable", extra={"error": type(error).__name__})
             wait = 0.0

@@ -60,7 +60,7 @@ class Pacer:
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": f"{RATE_PREFIX}{_space(space_token)}#hold"}},
+                Key={"pk": {"S": self.hold_key(space_token)}},
                 UpdateExpression="SET #until = :until, expires_at = :ttl",
                 ConditionExpression="attribute_not_exists(#until) OR #until < :until",
                 ExpressionAttributeNames={"#until": "until"},
@@ -73,17 +73,23 @@ class Pacer:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 
+    @staticmethod
+    def hold_key(space_token: str) -> str:
+        """The key of a space's shared 429 hold (for a caller that reads it with other items)."""
+        return f"{RATE_PREFIX}{_space(space_token)}#hold"
+
     def held_for(self, space_token: str) -> float:
         """Seconds left of a shared 429 hold on this space (0.0 when none)."""
-        response = self.client.get_item(
-            TableName=self.table_name, Key={"pk": {"S": f"{RATE_PREFIX}{_space(space_token)}#hold"}}
-        )
+        response = self.client.get_item(TableName=self.table_name, Key={"pk": {"S": self.hold_key(space_token)}})
         until = float((response.get("Item") or {}).get("until", {}).get("N", 0))
         return max(0.0, until - self.clock())
 
-    def acquire(self, space_token: str) -> float:
-        """Take one request slot: 0.0 when taken (after waiting if needed), else seconds to defer by."""
-        held = self.held_for(space_token)
+    def acquire(self, space_token: str, hold_until: float | None = None) -> float:
+        """Take one request slot: 0.0 when taken (after waiting if needed), else seconds to defer by.
+
+        `hold_until`: the space's hold as the caller has just read it (saves reading it again).
+        """
+        held = self.held_for(space_token) if hold_until is None else max(0.0, hold_until - self.clock())
         if held > 0:
             return held
         if not self.enabled:

@@ -378,6 +378,8 @@ class Plan:
     reason: str
     message: LeadMessage | None = None
     fields: Mapping[str, Any] | None = None
+    #: a lead to call under phone dedupe: its number must be claimed until then (epoch s)
+    phone_claim_until: int | None = None
 
 
 class Planner:
@@ -400,19 +402,38 @@ class Planner:
         listed = self.suppression.contains_many(
             phone_hash(message.document.contact_number) for message, _ in leads if message.document is not None
         )
-        plans: list[Plan] = []
-        for message, claim_id in leads:
-            plan = self.decide(message, listed)
+        plans = [self.decide(message, listed) for message, _ in leads]
+        self._claim_phones([message for message, _ in leads], plans)
+        for (message, claim_id), plan in zip(leads, plans, strict=True):
             if plan.action == "suppressed":
                 self.store.mark_suppressed(message.lead_id, claim_id, plan.reason, plan.fields or {})
             elif plan.action == "rejected":
                 self.store.mark_policy_rejected(message.lead_id, claim_id, plan.reason, plan.fields or {})
-            plans.append(plan)
         return plans
 
+    def _claim_phones(self, messages: Sequence[LeadMessage], plans: list[Plan]) -> None:
+        """Claim the numbers of the leads to call (one transaction for the batch); a number held
+        by another lead within the dedupe window turns that plan into a rejection."""
+        wanted: list[int] = []
+        claims: list[tuple[str, str, int]] = []
+        for i, plan in enumerate(plans):
+            if plan.action == "call" and plan.phone_claim_until is not None:
+                wanted.append(i)
+                claims.append((str((plan.fields or {})["phone_hash"]), messages[i].lead_id, plan.phone_claim_until))
+        holders = self.store.claim_phones(claims)
+        for i, holder in zip(wanted, holders, strict=True):
+            if holder is not None:
+                plans[i] = Plan(
+                    "rejected",
+                    f"duplicate: the same phone number was taken by lead {holder} within the dedupe window",
+                    fields=plans[i].fields,
+                )
+
     def decide(self, message: LeadMessage, listed: set[str] | None = None) -> Plan:
-        """The decision for one lead (`listed`: the suppressed hashes of its batch, else read here;
-        phone claims are written here)."""
+        """The decision for one lead (`listed`: the suppressed hashes of its batch, else read here).
+
+        Writes nothing: a lead to call under phone dedupe carries `phone_claim_until`, and
+        `plan_many` claims the numbers (a number already held turns the plan into a rejection)."""
         assert message.document is not None
         facts = dict(message.facts)
         routing = message.routing
@@ -459,14 +480,8 @@ class Planner:
                 reason = f"outside calling hours ({hours}, {zone.name}): next opening {local}"
         fields["planned_at"] = planned.isoformat(timespec="seconds").replace("+00:00", "Z")
         fields["plan_reason"] = reason
+        claim_until = None
         if policy.dedupe_by_phone:
-            until = int(max(planned.timestamp(), now.timestamp()) + self.settings.dedupe_window_seconds)
-            holder = self.store.claim_phone(digest, message.lead_id, until)
-            if holder is not None:
-                return Plan(
-                    "rejected",
-                    f"duplicate: the same phone number was taken by lead {holder} within the dedupe window",
-                    fields=fields,
-                )
+            claim_until = int(max(planned.timestamp(), now.timestamp()) + self.settings.dedupe_window_seconds)
         routed = replace(message, routing={**routing, "schedule": schedule})
-        return Plan("call", reason, message=routed, fields=fields)
+        return Plan("call", reason, message=routed, fields=fields, phone_claim_until=claim_until)

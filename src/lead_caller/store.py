@@ -231,6 +231,21 @@ class LeadStore:
                     break
         return found
 
+    def read_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]] | None:
+        """Items by key, read consistently in one BatchGetItem (at most 100 keys; absent keys are
+        left out). None when DynamoDB left some keys unprocessed twice (the caller reads them alone)."""
+        request: Any = {self.table_name: {"Keys": [{"pk": {"S": key}} for key in keys], "ConsistentRead": True}}
+        found: dict[str, dict[str, Any]] = {}
+        for _ in range(2):
+            response = self.client.batch_get_item(RequestItems=request)
+            for raw in response.get("Responses", {}).get(self.table_name, []):
+                item = dynamo_item(raw)
+                found[str(item["pk"])] = item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return found
+        return None
+
     def record_rejected(
         self,
         lead_id: str,
@@ -651,21 +666,66 @@ class LeadStore:
 
         None when this lead holds it now; else the lead id holding it within its window.
         """
-        now = self.clock()
         try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=dynamo_values({"pk": f"phone#{digest}", "lead_id": lead_id, "expires_at": until}),
-                ConditionExpression="attribute_not_exists(pk) OR lead_id = :lead OR expires_at < :now",
-                ExpressionAttributeValues=dynamo_values({":lead": lead_id, ":now": int(now)}),
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            self.client.put_item(**self._phone_claim_request(digest, lead_id, until, int(self.clock())))
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                holder = dynamo_item(error.response.get("Item"))  # type: ignore[arg-type]
-                return str(holder.get("lead_id") or "another lead")
+                return _phone_holder(error.response.get("Item"))
             raise
         return None
+
+    def claim_phones(self, requests: Sequence[tuple[str, str, int]]) -> list[str | None]:
+        """`claim_phone` for many (digest, lead_id, until): one TransactWriteItems per 100 numbers.
+
+        Each Put keeps the single claim's condition. A cancelled transaction wrote nothing; its
+        cancellation reasons name the numbers already held (and by whom, from the old item) and
+        the leads that only failed with the others, which are tried again together, once. Every
+        number left undecided (a throttled or conflicting write, a number appearing twice in the
+        batch, a reason without the old item) is claimed alone, in the batch's order, so the
+        answers are the ones sequential `claim_phone` calls give. DynamoDB errors raise.
+        """
+        results: list[str | None] = [None] * len(requests)
+        decided: set[int] = set()
+        now = int(self.clock())
+        first_of: dict[str, int] = {}
+        distinct = [i for i, (digest, _, _) in enumerate(requests) if first_of.setdefault(digest, i) == i]
+        pending = [
+            (distinct[start : start + TRANSACTION_LIMIT], False) for start in range(0, len(distinct), TRANSACTION_LIMIT)
+        ]
+        while pending:
+            chunk, retried = pending.pop()
+            if len(chunk) < 2:
+                continue  # one number: the single claim is one request too
+            items: Any = [{"Put": self._phone_claim_request(*requests[i], now)} for i in chunk]
+            try:
+                self.client.transact_write_items(TransactItems=items)
+            except ClientError as error:
+                reasons = error.response.get("CancellationReasons") or []
+                if len(reasons) != len(chunk):
+                    continue  # not a cancellation we can read: one by one below
+                for position, reason in zip(chunk, reasons, strict=True):
+                    if reason.get("Code") == "ConditionalCheckFailed" and reason.get("Item"):
+                        results[position] = _phone_holder(reason["Item"])
+                        decided.add(position)
+                if not retried:
+                    pending.append(([i for i, r in zip(chunk, reasons, strict=True) if r.get("Code") == "None"], True))
+                continue
+            except BotoCoreError:
+                continue
+            decided.update(chunk)
+        for position, (digest, lead_id, until) in enumerate(requests):
+            if position not in decided:
+                results[position] = self.claim_phone(digest, lead_id, until)
+        return results
+
+    def _phone_claim_request(self, digest: str, lead_id: str, until: int, now: int) -> dict[str, Any]:
+        return {
+            "TableName": self.table_name,
+            "Item": dynamo_values({"pk": f"phone#{digest}", "lead_id": lead_id, "expires_at": until}),
+            "ConditionExpression": "attribute_not_exists(pk) OR lead_id = :lead OR expires_at < :now",
+            "ExpressionAttributeValues": dynamo_values({":lead": lead_id, ":now": now}),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
 
     def by_status(self, status: str, limit: int = 50) -> list[dict[str, Any]]:
         """Leads with a status, most recently updated first (GSI by_status)."""
@@ -866,3 +926,8 @@ def _dynamo_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_dynamo_safe(v) for v in value]
     return value
+
+
+def _phone_holder(raw: Any) -> str:
+    """The lead holding a phone claim, from the old item of a failed condition."""
+    return str(dynamo_item(raw or {}).get("lead_id") or "another lead")

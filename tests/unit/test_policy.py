@@ -562,6 +562,57 @@ def test_after_the_window_the_number_can_be_claimed_again(store):
     assert store.claim_phone(digest, "generic#third", int(time.time()) + 60) == "generic#new"
 
 
+def _count_requests(client: Any) -> Any:
+    from collections import Counter
+
+    calls: Counter[str] = Counter()
+    client.meta.events.register(
+        "before-call.dynamodb.*", lambda event_name, **_: calls.update([event_name.split(".")[2]])
+    )
+    return calls
+
+
+def test_a_batch_of_numbers_is_claimed_in_one_transaction(store):
+    calls = _count_requests(store.client)
+    until = int(time.time()) + 60
+    digests = [phone_hash(f"+1512555{n:04d}") for n in range(20)]
+
+    holders = store.claim_phones([(digest, f"generic#n-{i}", until) for i, digest in enumerate(digests)])
+
+    assert holders == [None] * 20
+    assert dict(calls) == {"TransactWriteItems": 1}
+    assert store.claim_phone(digests[7], "generic#other", until) == "generic#n-7"
+
+
+def test_batch_phone_claims_answer_as_one_claim_after_another(store):
+    """Held numbers name their holder, the others are still claimed; a number twice in the batch
+    goes to its first lead; a lead's own number and an expired claim are free."""
+    now = int(time.time())
+    held, own, expired, fresh, twice = (phone_hash(f"+1512555010{n}") for n in range(5))
+    assert store.claim_phone(held, "generic#holder", now + 60) is None
+    assert store.claim_phone(own, "generic#me", now + 60) is None
+    assert store.claim_phone(expired, "generic#gone", now - 1) is None
+    calls = _count_requests(store.client)
+
+    holders = store.claim_phones(
+        [
+            (held, "generic#a", now + 60),
+            (own, "generic#me", now + 60),
+            (expired, "generic#b", now + 60),
+            (fresh, "generic#c", now + 60),
+            (twice, "generic#d", now + 60),
+            (twice, "generic#e", now + 60),
+        ]
+    )
+
+    assert holders == ["generic#holder", None, None, None, None, "generic#d"]
+    # the first transaction is cancelled by the held number, the rest go again together, the
+    # number's second lead alone: three requests, not six
+    assert sum(calls.values()) == 3, dict(calls)
+    assert store.claim_phone(expired, "generic#x", now + 60) == "generic#b"
+    assert store.claim_phone(fresh, "generic#x", now + 60) == "generic#c"
+
+
 def test_enriched_leads_get_their_facts_from_the_fetched_record(settings):
     facts = read_facts(settings, "hubspot", {"country": "India", "hs_timezone": "asia_slash_kolkata"})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 import pytest
@@ -304,6 +305,28 @@ def test_a_429_holds_the_space_for_every_dispatcher_until_retry_after(resilient,
     clock.advance(21)
     assert other.dispatch([again(later, 2)]).retry == {}
     assert len(sandbox.created_tasks) == 1
+
+
+def test_a_hold_set_after_the_batch_read_it_is_honoured_once_that_read_is_stale(
+    resilient, sandbox, credentials, clock, monkeypatch
+):
+    """The hold is read with the circuit state at the start of a batch; a send more than
+    HOLD_READ_MAX_AGE later reads it again, so another dispatcher's 429 in between still holds."""
+    apply_policy = resilient._apply_policy
+
+    def slow_policy(leads: Any, result: Any) -> Any:
+        ready = apply_policy(leads, result)
+        resilient.pacer.hold(credentials.space_token, 30)  # another dispatcher was told 429
+        clock.advance(2)  # e.g. a slow CRM fetch
+        return ready
+
+    monkeypatch.setattr(resilient, "_apply_policy", slow_policy)
+    late = record(lead("late-hold"))
+
+    result = resilient.dispatch([late])
+
+    assert sandbox.requests == []
+    assert result.delays[late.message_id] >= 27
 
 
 # ---- the template wires it ------------------------------------------------------------------
