@@ -20,7 +20,6 @@ opaque records cannot express.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -307,10 +306,8 @@ class LeadStore:
         own = previous.get("claim_id") == claim_id and previous.get("status") == DISPATCHING
         return Claim("redelivered" if own else "claimed", previous)
 
-    def _claim_request(
-        self, message: LeadMessage, claim_id: str, now: float, receive_count: int = 0, new_only: bool = False
-    ) -> dict[str, Any]:
-        """The claim's UpdateItem parameters; `new_only` narrows the condition to leads never seen."""
+    def _claim_request(self, message: LeadMessage, claim_id: str, now: float, receive_count: int = 0) -> dict[str, Any]:
+        """The claim's UpdateItem parameters."""
         # A re-call (attempt k+1, sent by the poller) may only take a lead waiting in
         # recall_pending after attempt k; a first call never takes a lead waiting for a re-call.
         if message.attempt > 1:
@@ -336,47 +333,59 @@ class LeadStore:
             " OR (claim_id = :claim AND #s = :dispatching"
             " AND (attribute_not_exists(claim_receive) OR claim_receive < :receive_below))"
         )
-        update = (
-            "SET #s = :dispatching, claim_id = :claim, claimed_at = :now_iso, updated_at = :now_iso, "
-            "#src = :source, record_id = :record_id, document = :document, received_at = :received, "
-            "dedupe_until = :until, expires_at = :expires, call_state = :sending, routing = :routing, "
-            "attempts = if_not_exists(attempts, :zero) + :one, status_rank = :rank10, call_attempt = :attempt, "
-            "claim_receive = :receive "
-            "REMOVE reason, unpod_status, unpod_message, error_kind, run_id, task_ids, " + ", ".join(_OUTCOME_NAMES)
-        )
+        names = {"#s": "status", **_OUTCOME_NAMES}
         values: dict[str, Any] = {
             **guard,
             ":dispatching": DISPATCHING,
-            ":rank10": STATUS_RANKS[DISPATCHING],
-            ":attempt": message.attempt,
-            ":receive": receive_count,
             ":receive_below": receive_count or 2**62,  # 0 = not known: no check
             ":claim": claim_id,
-            ":now_iso": iso(now),
-            ":source": message.source,
-            ":record_id": message.record_id,
-            ":document": message.document.to_unpod() if message.document else {},
-            ":routing": _dynamo_safe(stored_routing(message.routing)),
-            ":received": iso(message.received_at),
-            # the window runs from when the lead reached us, or from this claim if later
-            # (a replayed old event must not open a window that is already over)
-            ":until": int(max(message.received_at, now) + self.dedupe_window_seconds),
-            ":expires": self._expires_at(now),
-            ":sending": "sending",
             ":zero": 0,
             ":one": 1,
         }
-        if new_only:
-            # DynamoDB refuses values an expression does not use: keep those of the update only.
-            condition = "attribute_not_exists(pk)"
-            values = {key: value for key, value in values.items() if re.search(re.escape(key) + r"\b", update)}
+        sets = ["attempts = if_not_exists(attempts, :zero) + :one"]
+        for index, (name, value) in enumerate(self._claim_fields(message, claim_id, now, receive_count).items()):
+            names[f"#c{index}"] = name  # aliased: status and source are reserved words
+            values[f":c{index}"] = value
+            sets.append(f"#c{index} = :c{index}")
+        removed = "reason, unpod_status, unpod_message, error_kind, run_id, task_ids, " + ", ".join(_OUTCOME_NAMES)
         return {
             "TableName": self.table_name,
             "Key": {"pk": {"S": message.lead_id}},
-            "UpdateExpression": update,
+            "UpdateExpression": "SET " + ", ".join(sets) + " REMOVE " + removed,
             "ConditionExpression": condition,
-            "ExpressionAttributeNames": {"#s": "status", "#src": "source", **_OUTCOME_NAMES},
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": dynamo_values(values),
+        }
+
+    def _new_claim_request(self, message: LeadMessage, claim_id: str, now: float, receive_count: int) -> dict[str, Any]:
+        """The Put of a lead never seen before: the item the claim's update makes of no item."""
+        item = {"pk": message.lead_id, **self._claim_fields(message, claim_id, now, receive_count), "attempts": 1}
+        return {
+            "TableName": self.table_name,
+            "Item": dynamo_values(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+
+    def _claim_fields(self, message: LeadMessage, claim_id: str, now: float, receive_count: int) -> dict[str, Any]:
+        """Attribute -> value that a claim sets (besides `attempts`, counted up)."""
+        return {
+            "status": DISPATCHING,
+            "status_rank": STATUS_RANKS[DISPATCHING],
+            "claim_id": claim_id,
+            "claimed_at": iso(now),
+            "updated_at": iso(now),
+            "source": message.source,
+            "record_id": message.record_id,
+            "document": message.document.to_unpod() if message.document else {},
+            "received_at": iso(message.received_at),
+            # the window runs from when the lead reached us, or from this claim if later
+            # (a replayed old event must not open a window that is already over)
+            "dedupe_until": int(max(message.received_at, now) + self.dedupe_window_seconds),
+            "expires_at": self._expires_at(now),
+            "call_state": "sending",
+            "routing": _dynamo_safe(stored_routing(message.routing)),
+            "call_attempt": message.attempt,
+            "claim_receive": receive_count,
         }
 
     def claim_many(self, requests: Sequence[tuple[LeadMessage, str, int]]) -> list[Claim | Exception]:
@@ -407,8 +416,7 @@ class LeadStore:
             if len(chunk) < 2:
                 continue  # one lead: the single claim is one request too, and returns the old item
             items: Any = [
-                {"Update": self._claim_request(requests[i][0], requests[i][1], now, requests[i][2], new_only=True)}
-                for i in chunk
+                {"Put": self._new_claim_request(requests[i][0], requests[i][1], now, requests[i][2])} for i in chunk
             ]
             try:
                 self.client.transact_write_items(TransactItems=items)

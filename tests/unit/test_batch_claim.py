@@ -73,6 +73,25 @@ def test_new_leads_are_claimed_in_one_transaction(settings):
     assert all((item or {}).get("call_state") == "sending" and (item or {}).get("attempts") == 1 for item in items)
 
 
+def test_the_batch_claims_put_writes_the_item_the_single_claims_update_writes(settings):
+    """A new lead is claimed in the transaction with a conditional Put (cheaper than the update's
+    expression, and nothing to REMOVE on an item that does not exist): the same item results."""
+    store = LeadStore(boto3.client("dynamodb"), settings.table_name, settings.dedupe_window_seconds, clock=lambda: 1e9)
+    batch = [lead("put-1", 1), lead("put-2", 2)]
+    alone = lead("update-1", 1)
+    store.claim_many([(m, "msg", 3) for m in batch])
+    store.claim(alone, "msg", 3)
+
+    from_put, from_update = store.get(batch[0].lead_id) or {}, store.get(alone.lead_id) or {}
+
+    def comparable(item: dict[str, Any]) -> dict[str, Any]:
+        rest = {k: v for k, v in item.items() if k not in ("pk", "record_id", "document", "received_at")}
+        return {**rest, "dedupe_until": None}  # from each lead's own received_at
+
+    assert comparable(from_put) == comparable(from_update)
+    assert (from_put["attempts"], from_put["status_rank"], from_put["claim_receive"]) == (1, 10, 3)
+
+
 def test_a_batch_with_known_leads_gives_what_single_claims_give(settings):
     store, client = counting_store(settings)
     called, own, failed = lead("called", 1), lead("own", 2), lead("failed", 3)
