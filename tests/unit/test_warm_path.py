@@ -1,0 +1,79 @@
+"""The webhook's per-lead shortcuts find exactly what the full evaluation finds (behaviour, never timings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lead_caller.config import Settings
+from lead_caller.mapping import FieldMapping, Rule, _scalar_text, compile_rule
+from lead_caller.policy import read_facts
+from lead_caller.sources import SOURCES
+
+RECORDS: list[dict[str, Any]] = [
+    {},
+    {"id": "r1", "name": "Ada", "phone": "+1 512 555 0142", "email": "ada@example.com", "company": "Co"},
+    {"First_Name": "Ada", "LAST-NAME": "Lovelace", "Mobile Phone": "+44 20 7946 0958", "Tags": "a,b"},
+    {"address": {"City": "Austin", "zip": 78701}, "properties": {"phone": "5125550142", "firstname": "Ada"}},
+    {"Phone": "+1 512 555 0142", "phone": "+1 512 555 0199", "notes": ["x", {"y": 1}], "labels": ["vip", ""]},
+    {"data": {"current": {"name": {"value": "Ada"}}}, "person": {"phone": [{"value": "+15125550142"}]}},
+    {"Country": "Germany", "STATE_CODE": "BY", "Time_Zone": "Europe/Berlin", "DNC": "yes", "id": 7},
+    {"title": 3.5, "description": True, "context": None, "about": "", "cell": "+1 512 555 0100"},
+]
+
+OVERRIDES: list[dict[str, Any]] = [
+    {},
+    {"context": {"path": "custom.deep.value", "format": "Note: {value}"}},
+    {"about": {"first_of": ["nothing", "missing.x"], "default": "no notes"}},
+    {"labels": {"labels": [{"value": "web"}, "tags"]}},
+    {"occupation": {"join": ["role", {"first_of": ["dept", "department"]}], "separator": " / "}},
+]
+
+
+def evaluating_every_rule(mapping: FieldMapping) -> FieldMapping:
+    """The same mapping with the skip turned off: every rule evaluated, as before the shortcut."""
+    rules = {
+        name: Rule(rule.kind, rule.argument, rule.default, rule.format, rule.separator)
+        for name, rule in mapping.rules.items()
+    }
+    for rule in rules.values():
+        rule.__dict__["top_keys"] = None  # the cached property's slot: never skip
+    return FieldMapping(rules)
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+@pytest.mark.parametrize("override", OVERRIDES)
+def test_skipping_rules_whose_keys_are_absent_maps_every_record_alike(source: str, override: dict[str, Any]) -> None:
+    mapping = FieldMapping.compile(SOURCES[source].default_mapping, override)
+    reference = evaluating_every_rule(mapping)
+    for record in RECORDS + [{"properties": record} for record in RECORDS]:
+        assert mapping.apply(record) == reference.apply(record), (source, record)
+
+
+def test_top_keys_names_the_first_folded_segments_or_none_when_a_rule_yields_without_the_record() -> None:
+    assert compile_rule("Properties.First_Name", "t").top_keys == frozenset({"properties"})
+    assert compile_rule({"first_of": ["a_b", "c.d", {"join": ["E", "f"]}]}, "t").top_keys == frozenset(
+        {"ab", "c", "e", "f"}
+    )
+    assert compile_rule({"value": "x"}, "t").top_keys is None
+    assert compile_rule({"path": "a", "default": "x"}, "t").top_keys is None
+    assert compile_rule({"first_of": ["a", {"path": "b", "default": "x"}]}, "t").top_keys is None
+
+
+def test_scalar_text_fast_path_reads_strings_as_before() -> None:
+    assert _scalar_text("  Ada ") == "Ada"
+    assert _scalar_text("   ") is None
+    assert _scalar_text(42) == "42"
+    assert _scalar_text(True) is None
+    assert _scalar_text({"a": 1}) is None
+
+
+def test_facts_read_with_folded_keys_once_find_what_each_lookup_finds() -> None:
+    settings = Settings()
+    record = {"Country": "Germany", "country": "France", "State-Code": "BY", "TZ": "Europe/Berlin", "D_N_C": "yes"}
+    facts = read_facts(settings, "generic", record)
+    assert facts["country"] == "FR"  # the exact key "country" first, then folded ones
+    assert facts["state"] == "BY"
+    assert facts["timezone"] == "Europe/Berlin"
+    assert facts["opt_out"] == "dnc"
