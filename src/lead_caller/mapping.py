@@ -22,7 +22,7 @@ naming the source, the field and the problem.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import KeysView, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
@@ -65,6 +65,12 @@ def _segments(path: str) -> tuple[tuple[str, str], ...]:
     return tuple((segment, fold(segment)) for segment in path.split("."))
 
 
+def head(path: str) -> str:
+    """The folded first segment of a dotted path: a record none of whose keys folds to it has
+    nothing at the path (`lookup` is None)."""
+    return _segments(path)[0][1]
+
+
 class FoldIndex:
     """Folded keys of the mappings met while mapping one record, each folded once.
 
@@ -83,6 +89,13 @@ class FoldIndex:
         entry = (mapping, folded)  # keeps the mapping alive, so its id cannot be reused meanwhile
         self.folded[id(mapping)] = entry
         return entry
+
+    def keys(self, mapping: Mapping[Any, Any]) -> KeysView[str]:
+        """The folded keys of `mapping` (what `head` of a path is compared with)."""
+        entry = self.folded.get(id(mapping))
+        if entry is None or entry[0] is not mapping:
+            entry = self.fold(mapping)
+        return entry[1].keys()
 
     def find(self, mapping: Mapping[Any, Any], wanted: str) -> Any:
         """The value of the first key of `mapping` that folds to `wanted`, or None."""
@@ -154,7 +167,7 @@ class Rule:
         if self.default is not None or self.kind == "value":
             return None
         if self.kind == "path":
-            return frozenset({_segments(self.argument)[0][1]})
+            return frozenset({head(self.argument)})
         keys: set[str] = set()
         for rule in self.argument:
             rule_keys = rule.top_keys
@@ -274,7 +287,7 @@ class FieldMapping:
         """The RawContact of a record."""
         values: dict[str, Any] = {}
         index = FoldIndex()  # each object of the record has its keys folded once, whatever the rules
-        present = index.fold(record)[1].keys()  # the record's top-level keys, folded
+        present = index.keys(record)  # the record's top-level keys, folded
         for field_name, rule in self.rules.items():
             wanted = rule.top_keys
             # a rule none of whose paths starts at a key of the record yields nothing: skip its aliases

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
 import pytest
 
 from lead_caller.config import Settings
-from lead_caller.mapping import FieldMapping, Rule, _scalar_text, compile_rule
+from lead_caller.contacts import ContactDocument
+from lead_caller.leads import LeadMessage
+from lead_caller.mapping import FieldMapping, FoldIndex, Rule, _scalar_text, compile_rule, head, lookup
 from lead_caller.policy import read_facts
 from lead_caller.sources import SOURCES
 
@@ -77,3 +81,22 @@ def test_facts_read_with_folded_keys_once_find_what_each_lookup_finds() -> None:
     assert facts["state"] == "BY"
     assert facts["timezone"] == "Europe/Berlin"
     assert facts["opt_out"] == "dnc"
+
+
+@pytest.mark.parametrize("record", RECORDS)
+def test_a_path_whose_head_the_record_lacks_finds_nothing(record: dict[str, Any]) -> None:
+    index = FoldIndex()
+    paths = ["id", "Name", "first_name", "address.city", "properties.phone", "person.phone.0.value", "x.y", "tags"]
+    for path in paths:
+        if head(path) not in index.keys(record):
+            assert lookup(record, path) is None, path
+
+
+def test_a_lead_message_is_serialised_once_and_a_changed_copy_anew() -> None:
+    document = ContactDocument("Ada", "+15125550142", document_id="generic-1")
+    message = LeadMessage("generic", "1", 1.0, document, {"pilot": "p"}, facts={"country": "US"})
+    body = message.to_json()
+    assert message.to_json() is body  # the intake sizes it, the queue sends it: one json.dumps
+    assert LeadMessage.from_json(body) == message
+    again = dataclasses.replace(message, attempt=2)
+    assert json.loads(again.to_json())["attempt"] == 2
