@@ -67,8 +67,9 @@ def build_store(settings: Settings) -> LeadStore:
 
 
 def build_sqs() -> Any:
-    """The SQS client (retry delays and the dead-letter queue of the dispatcher)."""
-    return boto3.client("sqs", config=AWS_CONFIG)
+    """The SQS client (retry delays and the dead-letter queue of the dispatcher), created on the
+    first batch that has a message to delay or dead-letter: most batches have none."""
+    return LazyClient("sqs")
 
 
 def build_intake(settings: Settings) -> Intake:
