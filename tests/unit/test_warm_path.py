@@ -12,6 +12,7 @@ from lead_caller.config import Settings
 from lead_caller.contacts import ContactDocument
 from lead_caller.leads import LeadMessage
 from lead_caller.mapping import FieldMapping, FoldIndex, Rule, _scalar_text, compile_rule, head, lookup
+from lead_caller.observability import mask_secrets, register_secrets
 from lead_caller.policy import read_facts
 from lead_caller.sources import SOURCES
 
@@ -100,3 +101,28 @@ def test_a_lead_message_is_serialised_once_and_a_changed_copy_anew() -> None:
     assert LeadMessage.from_json(body) == message
     again = dataclasses.replace(message, attempt=2)
     assert json.loads(again.to_json())["attempt"] == 2
+
+
+def test_a_cached_secret_document_is_registered_for_masking_once_and_a_fetched_one_again(monkeypatch):
+    from lead_caller import secrets
+
+    documents = [{"generic": {"bearer_token": "tok-warm-zz01"}}]
+    registered: list[Any] = []
+    monkeypatch.setattr("aws_lambda_powertools.utilities.parameters.get_secret", lambda *_, **__: documents[-1])
+    monkeypatch.setattr(secrets, "register_secret_document", registered.append)
+    monkeypatch.setattr(secrets, "_registered", {})
+    settings = Settings()
+
+    for _ in range(3):  # warm requests: Powertools hands back the cached object
+        assert secrets.webhook_credentials(settings, "generic") == {"bearer_token": "tok-warm-zz01"}
+    documents.append({"generic": {"bearer_token": "tok-rotated-zz02"}})  # past max_age: fetched anew
+    assert secrets.webhook_credentials(settings, "generic") == {"bearer_token": "tok-rotated-zz02"}
+
+    assert registered == documents
+
+
+def test_secrets_are_masked_longest_first_registered_or_given():
+    register_secrets("warm-zz03-secret", "warm-zz03-secret-longer")
+    assert mask_secrets("a warm-zz03-secret-longer b") == "a [redacted] b"
+    assert mask_secrets("x given-zz04-value-long y", ["given-zz04-value", "given-zz04-value-long"]) == "x [redacted] y"
+    assert mask_secrets("x given-zz04-value y") == "x given-zz04-value y"  # given ones are not remembered
