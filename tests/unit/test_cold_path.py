@@ -52,6 +52,14 @@ def test_the_dispatch_function_creates_no_client_and_no_function_loads_xml_or_fo
     assert found
 
 
+def test_each_function_loads_only_the_builders_it_uses():
+    others = {"lead_caller.outcomes", "lead_caller.writeback", "lead_caller.call_events", "lead_caller.outbound"}
+    webhook = set(loaded_after("import lead_caller.handlers.webhook")["modules"])  # type: ignore[call-overload]
+    assert not (others | {"lead_caller.dispatcher", "lead_caller.event_intake"}) & webhook
+    dispatch = set(loaded_after("import lead_caller.handlers.dispatch")["modules"])  # type: ignore[call-overload]
+    assert not (others | {"lead_caller.event_intake"}) & dispatch
+
+
 def test_the_dispatchers_sqs_client_is_lazy():
     assert isinstance(build_sqs(), LazyClient)
 
