@@ -79,3 +79,25 @@ def test_salesforce_xml_is_parsed_and_faults_escaped_with_the_modules_imported_o
     root = load_xml(b'<?xml version="1.0" encoding="UTF-8"?><a><b>1</b></a>')
     assert root.tag == "a"
     assert "<faultstring>a &lt;b&gt; &amp; c</faultstring>" in soap_fault(400, "a <b> & c")
+
+
+def test_the_dispatcher_imports_a_crm_api_on_its_first_fetch():
+    from lead_caller.config import Settings
+    from lead_caller.crms import OnFirstFetch, build_enrichers
+    from lead_caller.crms.hubspot.api import HubSpotContacts
+    from lead_caller.crms.pipedrive.api import PipedrivePersons
+    from lead_caller.crms.zoho.api import ZohoRecords
+
+    dispatch = set(loaded_after("import lead_caller.handlers.dispatch")["modules"])  # type: ignore[call-overload]
+    assert not {m for m in dispatch if m.startswith("lead_caller.crms.") and m.endswith(".api")}
+    enrichers = build_enrichers(Settings())
+    expected = {
+        HubSpotContacts.kind: HubSpotContacts,
+        PipedrivePersons.kind: PipedrivePersons,
+        ZohoRecords.kind: ZohoRecords,
+    }
+    assert set(enrichers) == set(expected)
+    for kind, enricher in enrichers.items():
+        assert isinstance(enricher, OnFirstFetch)
+        assert isinstance(enricher.enricher, expected[kind])
+        assert enricher.enricher is enricher.enricher  # built once
