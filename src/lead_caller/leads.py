@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from lead_caller.contacts import ContactDocument, stable_document_id
@@ -52,7 +53,15 @@ class LeadMessage:
         return lead_id_of(self.source, self.record_id)
 
     def to_json(self) -> str:
-        """Serialise for the queue: compact UTF-8 JSON that SQS accepts."""
+        """Serialise for the queue: compact UTF-8 JSON that SQS accepts.
+
+        Computed once per message (the intake sizes it, then the queue sends it): a message is
+        immutable, its mappings included (nothing changes them once it is built).
+        """
+        return self._json
+
+    @cached_property
+    def _json(self) -> str:
         body = json.dumps(
             {
                 "v": MESSAGE_VERSION,

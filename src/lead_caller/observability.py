@@ -38,6 +38,8 @@ _MASK = "[redacted]"
 
 _lock = threading.Lock()
 _secrets: frozenset[str] = frozenset()
+#: the same values, longest first (the order they are masked in), sorted once per registration
+_longest_first: tuple[str, ...] = ()
 
 
 def _forms(value: str) -> set[str]:
@@ -47,13 +49,14 @@ def _forms(value: str) -> set[str]:
 
 def register_secrets(*values: Any) -> None:
     """Remember credential values so that logs and stored texts never show them."""
-    global _secrets
+    global _secrets, _longest_first
     fresh = {form for value in values if isinstance(value, str) for form in _forms(value.strip())}
     fresh = {form for form in fresh if len(form) >= MIN_SECRET_LENGTH}
     if fresh <= _secrets:
         return
     with _lock:
         _secrets = _secrets | fresh
+        _longest_first = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def register_secret_document(document: Any, key: str = "") -> None:
@@ -75,8 +78,11 @@ def known_secrets() -> frozenset[str]:
 
 def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     """Replace every registered (and given) secret value in `text`, longest first."""
-    values = _secrets | {form for secret in secrets if secret for form in _forms(secret)}
-    for value in sorted(values, key=len, reverse=True):
+    ordered: Iterable[str] = _longest_first  # every log line: no set union nor sort
+    given = {form for secret in secrets if secret for form in _forms(secret)}
+    if given - _secrets:
+        ordered = sorted(_secrets | given, key=len, reverse=True)
+    for value in ordered:
         if value and value in text:
             text = text.replace(value, _MASK)
     return text

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 
 from lead_caller.config import ConfigError
-from lead_caller.mapping import lookup
+from lead_caller.mapping import FoldIndex, head, lookup
 from lead_caller.suppression import SuppressionList, phone_hash
 from lead_caller.timezones import country_code, lead_zone, zone_name
 
@@ -310,9 +310,12 @@ def truthy(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lower() in _TRUE
 
 
-def _first_text(record: Mapping[str, Any], paths: Sequence[str]) -> tuple[str | None, str | None]:
+def _first_text(record: Mapping[str, Any], paths: Sequence[str], index: FoldIndex) -> tuple[str | None, str | None]:
+    present = index.keys(record)
     for path in paths:
-        value = lookup(record, path)
+        if head(path) not in present:  # most paths: the record has no such key, nothing to look up
+            continue
+        value = lookup(record, path, index)
         if isinstance(value, Mapping):  # e.g. Salesforce picklists {"value": ...}
             value = value.get("value") or value.get("code")
         if value not in (None, "", []) and not isinstance(value, (list, Mapping, bool)):
@@ -327,9 +330,10 @@ def read_facts(
     policy = policy_for(settings, source, overrides)
     facts: dict[str, Any] = {}
     if record is not None:
-        country_text, _ = _first_text(record, policy.fields(source, "country"))
-        state, _ = _first_text(record, policy.fields(source, "state"))
-        zone_text, _ = _first_text(record, policy.fields(source, "timezone"))
+        index = FoldIndex()  # ~20 paths are tried against the record: fold its keys once, not per miss
+        country_text, _ = _first_text(record, policy.fields(source, "country"), index)
+        state, _ = _first_text(record, policy.fields(source, "state"), index)
+        zone_text, _ = _first_text(record, policy.fields(source, "timezone"), index)
         country = country_code(country_text)
         if country:
             facts["country"] = country
@@ -339,12 +343,13 @@ def read_facts(
             facts["state"] = state[:80]
         if zone_text:
             facts["timezone"] = zone_text[:80]
+        present = index.keys(record)
         for path in policy.fields(source, "opt_out"):
-            if truthy(lookup(record, path)):
+            if head(path) in present and truthy(lookup(record, path, index)):
                 facts["opt_out"] = path
                 break
         if policy.consent_field:
-            facts["consent"] = truthy(lookup(record, policy.consent_field))
+            facts["consent"] = truthy(lookup(record, policy.consent_field, index))
     region, rule = phone_region(settings, policy, facts)
     facts["phone_region"], facts["phone_region_rule"] = region, rule
     return facts

@@ -16,6 +16,11 @@ class SecretError(Exception):
     """A secret is missing, unreadable or incomplete."""
 
 
+#: the document last registered for masking, per secret id: Powertools returns the same (parsed)
+#: object from its cache until it fetches the secret again, so a warm request registers nothing
+_registered: dict[str, Any] = {}
+
+
 def _read_json_secret(secret_id: str, max_age: int, force: bool = False) -> Mapping[str, Any]:
     try:
         value = parameters.get_secret(secret_id, transform="json", max_age=max_age, force_fetch=force)
@@ -25,7 +30,9 @@ def _read_json_secret(secret_id: str, max_age: int, force: bool = False) -> Mapp
         raise SecretError(f"secret {secret_id} could not be read: {type(error.__cause__).__name__}") from None
     if not isinstance(value, dict):
         raise SecretError(f"secret {secret_id} is not a JSON object")
-    register_secret_document(value)  # masked in every log line and stored text from now on
+    if _registered.get(secret_id) is not value:  # a fetched (new or rotated) document
+        register_secret_document(value)  # masked in every log line and stored text from now on
+        _registered[secret_id] = value  # held, so its identity cannot be reused by another object
     return value
 
 

@@ -12,26 +12,27 @@ from __future__ import annotations
 
 import threading
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
-from lead_caller.call_events import CallCompletedPublisher
 from lead_caller.config import Settings
-from lead_caller.crms import build_enrichers
-from lead_caller.crms.callnote import CrmWriter
-from lead_caller.crms.salesforce.events import leads_from_event
-from lead_caller.dispatcher import Dispatcher
-from lead_caller.event_intake import EventIntake
 from lead_caller.intake import Intake
-from lead_caller.outbound import OutboundWebhook
-from lead_caller.outcomes import AgentWebhook, OutcomeRecorder, Poller, TranscriptStore
 from lead_caller.queue import LeadQueue
 from lead_caller.secrets import crm_credentials, unpod_credentials, webhook_credentials
 from lead_caller.store import LeadStore
-from lead_caller.unpod import UnpodClient
-from lead_caller.writeback import Writeback, WritebackState
+
+# What only some functions build is imported by its builder: each function's INIT loads its own
+# modules, not every function's (the webhook never loads the dispatcher, write-back or outcomes).
+if TYPE_CHECKING:
+    from lead_caller.call_events import CallCompletedPublisher
+    from lead_caller.crms.callnote import CrmWriter
+    from lead_caller.dispatcher import Dispatcher
+    from lead_caller.event_intake import EventIntake
+    from lead_caller.outcomes import AgentWebhook, OutcomeRecorder, Poller
+    from lead_caller.unpod import UnpodClient
+    from lead_caller.writeback import Writeback
 
 # Fail fast inside the sender's timeout rather than hang on a slow AWS endpoint.
 AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
@@ -67,8 +68,9 @@ def build_store(settings: Settings) -> LeadStore:
 
 
 def build_sqs() -> Any:
-    """The SQS client (retry delays and the dead-letter queue of the dispatcher)."""
-    return boto3.client("sqs", config=AWS_CONFIG)
+    """The SQS client (retry delays and the dead-letter queue of the dispatcher), created on the
+    first batch that has a message to delay or dead-letter: most batches have none."""
+    return LazyClient("sqs")
 
 
 def build_intake(settings: Settings) -> Intake:
@@ -83,11 +85,16 @@ def build_intake(settings: Settings) -> Intake:
 
 def build_event_intake(settings: Settings) -> EventIntake:
     """Everything the event function needs: the webhook intake without HTTP."""
+    from lead_caller.crms.salesforce.events import leads_from_event
+    from lead_caller.event_intake import EventIntake
+
     return EventIntake(build_intake(settings), settings.lead_created_source, salesforce_parser=leads_from_event)
 
 
 def build_unpod_client(settings: Settings) -> UnpodClient:
     """The Unpod client with the configured base URL, path and timeouts."""
+    from lead_caller.unpod import UnpodClient
+
     return UnpodClient(
         settings.unpod_base_url,
         settings.unpod_create_task_path,
@@ -100,6 +107,9 @@ def build_unpod_client(settings: Settings) -> UnpodClient:
 
 def build_dispatcher(settings: Settings) -> Dispatcher:
     """Everything the dispatch function needs."""
+    from lead_caller.crms import build_enrichers
+    from lead_caller.dispatcher import Dispatcher
+
     return Dispatcher(
         settings=settings,
         store=build_store(settings),
@@ -117,6 +127,8 @@ def build_writeback(settings: Settings) -> Writeback:
     from lead_caller.crms.pipedrive.api import PipedriveWriteback
     from lead_caller.crms.salesforce.api import SalesforceWriteback
     from lead_caller.crms.zoho.api import ZohoRecords, ZohoWriteback
+    from lead_caller.outbound import OutboundWebhook
+    from lead_caller.writeback import Writeback, WritebackState
 
     writers: dict[str, CrmWriter] = {
         "hubspot": HubSpotWriteback(settings.hubspot_api_base_url),
@@ -132,6 +144,8 @@ def build_writeback(settings: Settings) -> Writeback:
 
 def build_outcome_recorder(settings: Settings) -> OutcomeRecorder:
     """The outcome recorder (with the transcript bucket, when one is configured)."""
+    from lead_caller.outcomes import OutcomeRecorder, TranscriptStore
+
     transcripts = None
     if settings.transcript_bucket:
         transcripts = TranscriptStore(boto3.client("s3", config=AWS_CONFIG), settings.transcript_bucket)
@@ -140,11 +154,15 @@ def build_outcome_recorder(settings: Settings) -> OutcomeRecorder:
 
 def build_agent_webhook(settings: Settings) -> AgentWebhook:
     """Everything the outcome function needs: Unpod's agent webhook."""
+    from lead_caller.outcomes import AgentWebhook
+
     return AgentWebhook(settings, build_outcome_recorder(settings), partial(webhook_credentials, settings, "unpod"))
 
 
 def build_poller(settings: Settings) -> Poller:
     """Everything the poller function needs."""
+    from lead_caller.outcomes import Poller
+
     return Poller(
         settings,
         build_store(settings),
@@ -157,4 +175,6 @@ def build_poller(settings: Settings) -> Poller:
 
 def build_call_events(settings: Settings) -> CallCompletedPublisher:
     """The `Call Completed` publisher of the stream function."""
+    from lead_caller.call_events import CallCompletedPublisher
+
     return CallCompletedPublisher(boto3.client("events", config=AWS_CONFIG), settings.event_bus_name)

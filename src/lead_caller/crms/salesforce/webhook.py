@@ -41,13 +41,8 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs
-from xml.etree.ElementTree import Element  # only the type: parsing goes through defusedxml
-from xml.sax.saxutils import escape
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import ParseError, fromstring
 
 from lead_caller.sources.base import (
     AuthenticationError,
@@ -59,6 +54,9 @@ from lead_caller.sources.base import (
     WebhookRequest,
     text_bytes,
 )
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element  # only the type: parsing goes through defusedxml
 
 SOAP11_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_NS: Final = "http://www.w3.org/2003/05/soap-envelope"
@@ -189,6 +187,8 @@ class SalesforceSource(Source):
 
 def soap_fault(status: int, text: str) -> str:
     """A SOAP 1.1 Fault envelope: faultcode Client for 4xx, Server otherwise."""
+    from xml.sax.saxutils import escape  # imported here: a fault is rare, the module costs ~10 ms of INIT
+
     code = "soapenv:Client" if 400 <= status < 500 else "soapenv:Server"
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
@@ -266,6 +266,10 @@ def _child(parent: Element, name: str) -> Element | None:
 
 def load_xml(body: bytes) -> Element:
     """The root element of a UTF-8 XML body, parsed without DTDs; PayloadError naming the problem."""
+    # imported on the first Salesforce delivery, not at INIT: the other sources never parse XML
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import ParseError, fromstring
+
     if not body.strip():
         raise PayloadError("the body is empty; expected a Salesforce Outbound Message (SOAP XML)")
     try:
