@@ -40,6 +40,7 @@ from moto.server import ThreadedMotoServer
 from lead_caller.config import ConfigError
 from local.catch_hook import CatchHookStandIn
 from local.hubspot_api import HubSpotApiStandIn
+from local.moto_transactions import install as install_moto_transactions
 from local.outcome_loops import (
     LOCAL_AGENT_WEBHOOK_TOKEN,
     LOCAL_OUTCOME_ENVIRONMENT,
@@ -55,6 +56,8 @@ from local.standin import LISTEN_BACKLOG
 from local.unpod_sandbox import UnpodSandbox
 from local.writeback_local import LOCAL_WRITEBACK, WritebackRoute, print_writebacks
 from local.zoho_api import ZohoApiStandIn
+
+install_moto_transactions()  # the embedded AWS's TransactWriteItems backs up the items it writes, not the table
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"

@@ -18,6 +18,7 @@ from lead_caller.config import Settings
 from lead_caller.dispatcher import Dispatcher
 from lead_caller.store import LeadStore
 from lead_caller.unpod import UnpodClient, UnpodCredentials
+from local.moto_transactions import install as install_moto_transactions
 from local.resources import LocalResources, create_resources
 from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET
 from local.unpod_sandbox import UnpodSandbox
@@ -45,6 +46,7 @@ def _share_botocore_models() -> None:
 
 
 _share_botocore_models()
+install_moto_transactions()  # moto's TransactWriteItems without a deep copy of the table per item
 
 
 @pytest.fixture(autouse=True)
