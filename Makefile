@@ -103,9 +103,17 @@ unit: venv ## the unit tests, in parallel (fast loop)
 integration: venv ## the local-stack tests over real HTTP
 	$(PY) -m pytest tests/integration -q $(XDIST)
 
-pytest: venv lambda-runtime ## unit and integration tests (in parallel), then artifact and faults tests
-	$(PY) -m pytest tests/unit tests/integration $(XDIST)
-	$(PY) -m pytest tests/artifact tests/faults  # one process: one emulator, one fault-matrix table
+# The artifact and fault tests run in one process of their own (one emulator, one fault-matrix
+# table), at the same time as the unit and integration tests: they mostly wait (simulated
+# outages, the paced burst), so they take little from the xdist workers. Their output is
+# printed when both runs are over; either failing fails the target.
+FAULTS_LOG := .pytest-faults.log
+pytest: venv lambda-runtime ## unit+integration (xdist) and artifact+faults (one process), side by side
+	@$(PY) -m pytest tests/artifact tests/faults -p no:cacheprovider > $(FAULTS_LOG) 2>&1 & faults=$$!; \
+	$(PY) -m pytest tests/unit tests/integration $(XDIST); unit=$$?; \
+	wait $$faults; status=$$?; \
+	echo "---- pytest tests/artifact tests/faults (one process, ran alongside) ----"; cat $(FAULTS_LOG); \
+	[ $$unit -eq 0 ] && [ $$status -eq 0 ]
 
 test: lint typecheck sam-validate sam-build pytest ## every check (what CI runs)
 
@@ -119,4 +127,4 @@ bench: venv sam-build ## measure intake/dispatch throughput and cold starts
 	$(PY) -m bench.run $(ARGS)
 
 clean: ## remove environments and build output
-	rm -rf $(VENV) .tools .aws-sam .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tools .aws-sam .mypy_cache .ruff_cache .pytest_cache $(FAULTS_LOG)

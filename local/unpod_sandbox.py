@@ -251,9 +251,8 @@ class UnpodSandbox(StandInServer[Fault]):
         self.outage_status = status
         self.outage_until = time.time() + seconds
 
-    def _window_reply(self) -> Reply | None:
-        """The outage or rate-limit answer that applies now, if any."""
-        now = time.time()
+    def _window_reply(self, now: float) -> Reply | None:
+        """The outage or rate-limit answer that applies at `now` (a request's arrival), if any."""
         if now < self.outage_until:
             return _envelope(self.outage_status, status_phrase(self.outage_status))
         if self.rate_limit_per_second > 0:
@@ -383,7 +382,13 @@ class UnpodSandbox(StandInServer[Fault]):
             raise ReplyError(_envelope(206, "Invalid Space Token"))
 
     def _create_task(self, raw_path: str, headers: Mapping[str, str], body: bytes, space: str) -> Reply:
-        """Create Task, with the next queued fault (if any) applied and the request recorded."""
+        """Create Task, with the next queued fault (if any) applied and the request recorded.
+
+        The request is timed when it arrives: the rate limit counts it in that second, and so
+        does `received_epoch` (stamped after the answer was built, a request checked in second s
+        could be recorded in s + 1: a 6th request in a second limited to 5, by the clock alone).
+        """
+        arrived = time.time()
         fault = self._take_fault(raw_path)
         parsed: Any = None
         parse_ok = False
@@ -391,7 +396,7 @@ class UnpodSandbox(StandInServer[Fault]):
             parsed, parse_ok = json.loads(body), True
 
         def serve() -> Reply:
-            window = self._window_reply()
+            window = self._window_reply(arrived)
             if window is not None:
                 return window
             try:
@@ -410,8 +415,8 @@ class UnpodSandbox(StandInServer[Fault]):
                 "json": parsed,
                 "body": body.decode("utf-8", "replace"),
                 **self._outcome(reply, fault),
-                "received": _now_iso(),
-                "received_epoch": time.time(),
+                "received": datetime.fromtimestamp(arrived, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "received_epoch": arrived,
             }
         )
         return reply

@@ -18,6 +18,7 @@ from lead_caller.config import Settings
 from lead_caller.dispatcher import Dispatcher
 from lead_caller.store import LeadStore
 from lead_caller.unpod import UnpodClient, UnpodCredentials
+from local.moto_transactions import install as install_moto_transactions
 from local.resources import LocalResources, create_resources
 from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET
 from local.unpod_sandbox import UnpodSandbox
@@ -26,7 +27,7 @@ REGION = "us-east-1"
 
 
 def _share_botocore_models() -> None:
-    """Load each botocore JSON model once per test process.
+    """Load each botocore JSON model, and list botocore's data directories, once per test process.
 
     moto's `mock_aws` starts every test with a fresh boto3 session, whose loader would parse
     the same service models again (about 0.1 s per test, most of the unit suite's time).
@@ -43,8 +44,39 @@ def _share_botocore_models() -> None:
 
     botocore.loaders.JSONFileLoader.load_file = load_file  # type: ignore[method-assign]
 
+    # moto starts each test with a new boto3 session, hence a new botocore Loader, which would
+    # list the data directories again (thousands of stat/listdir calls, ~10 ms per client): the
+    # Loader's own per-instance cache of listings and models is shared by every Loader with the
+    # same search paths and extras instead.
+    shared: dict[tuple[Any, ...], Any] = {}
+
+    class SharedCache:
+        def __init__(self, loader: botocore.loaders.Loader) -> None:
+            self.loader = loader
+
+        def _key(self, key: tuple[Any, ...]) -> tuple[Any, ...]:
+            return (tuple(self.loader.search_paths), tuple(self.loader.extras_types), *key)
+
+        def __contains__(self, key: tuple[Any, ...]) -> bool:
+            return self._key(key) in shared
+
+        def __getitem__(self, key: tuple[Any, ...]) -> Any:
+            return shared[self._key(key)]
+
+        def __setitem__(self, key: tuple[Any, ...], value: Any) -> None:
+            shared[self._key(key)] = value
+
+    original_init = botocore.loaders.Loader.__init__
+
+    def init(self: botocore.loaders.Loader, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self._cache = SharedCache(self)  # type: ignore[attr-defined]
+
+    botocore.loaders.Loader.__init__ = init  # type: ignore[method-assign]
+
 
 _share_botocore_models()
+install_moto_transactions()  # moto's TransactWriteItems without a deep copy of the table per item
 
 
 @pytest.fixture(autouse=True)

@@ -81,7 +81,7 @@ def wait_until_called(stack: LocalStack, bodies: list[dict[str, Any]], timeout: 
     wanted = {f"generic-{body['id']}" for body in bodies}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not wanted <= set(calls(stack)):
-        time.sleep(0.5)
+        time.sleep(0.1)
     stack.wait_idle(timeout=30)
 
 

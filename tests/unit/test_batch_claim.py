@@ -14,6 +14,7 @@ import boto3
 from lead_caller.contacts import ContactDocument
 from lead_caller.dispatcher import Dispatcher, QueuedRecord
 from lead_caller.leads import LeadMessage
+from lead_caller.pacing import Pacer
 from lead_caller.store import CallRequested, LeadStore
 
 
@@ -165,7 +166,10 @@ def test_a_batch_is_dispatched_in_few_requests(settings, sandbox, client, creden
     # the hold read with the circuit is trusted for a second; a loaded test machine may take longer
     monkeypatch.setattr("lead_caller.dispatcher.HOLD_READ_MAX_AGE", 60.0)
     store, dynamodb = counting_store(settings)
-    dispatcher = Dispatcher(settings, store, client, lambda: credentials)
+    # The pacer on a clock stopped early in a second: on the real clock a slot write that ends
+    # after its second's edge is dropped and taken again (issue 8), one more update_item now and then.
+    pacer = Pacer(store.client, store.table_name, settings.unpod_requests_per_second, clock=lambda: 1_900_000_000.25)
+    dispatcher = Dispatcher(settings, store, client, lambda: credentials, pacer=pacer)
     messages = [lead(f"b{i}", i) for i in range(100)]
 
     result = dispatcher.dispatch([record(m) for m in messages])

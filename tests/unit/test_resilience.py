@@ -251,6 +251,61 @@ def test_the_pacer_shares_a_per_second_budget_and_waits_or_defers(store, clock):
     assert first.acquire("other-space") == 0  # each space has its own budget
 
 
+class SlowWrites:
+    """A DynamoDB client whose writes end `seconds` after they start (throttled, retried or a
+    busy container), on the test's clock."""
+
+    def __init__(self, client, clock, seconds: float) -> None:
+        self._client, self._clock, self.seconds = client, clock, seconds
+
+    def update_item(self, **kwargs):
+        answer = self._client.update_item(**kwargs)
+        self._clock.advance(self.seconds)
+        return answer
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_slot_granted_after_its_second_is_over_is_never_used(store, clock):
+    """Issue 8: the clock was read before the conditional write only. A slot of second s taken
+    at s + 0.7 by a write that ended at s + 1.05 let a request reach Unpod in s + 1, counted
+    there on top of that second's own budget (6 requests in a second at 5/s)."""
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    base = float(int(clock.now))
+    clock.now = base + 0.7
+    slow = SlowWrites(store.client, clock, 0.35)
+    pacer = Pacer(slow, store.table_name, 5, max_wait_seconds=2, clock=clock, sleep=sleep)
+    sent_in: list[int] = []
+    for _ in range(12):
+        assert pacer.acquire("space") == 0
+        sent_in.append(int(clock()))  # the request goes now: the second Unpod counts it in
+        slow.seconds = 0.05
+    per_second = {second: sent_in.count(second) for second in set(sent_in)}
+    assert max(per_second.values()) <= 5, per_second  # was 6 in base + 1
+    taken = {
+        int(item["pk"]["S"].rsplit("#", 1)[1]): int(item["n"]["N"])
+        for item in store.client.scan(TableName=store.table_name)["Items"]
+        if item["pk"]["S"].startswith("rate#")
+    }
+    assert all(per_second[second] <= taken[second] for second in per_second)  # each request had its second's slot
+    assert pacer.stale_slots == 1  # second base's slot came back at base + 1.05: dropped, unused
+    assert taken[int(base)] == 1
+
+
+def test_a_pacer_whose_writes_always_outlast_the_second_defers_instead_of_spinning(store, clock):
+    clock.now = float(int(clock.now)) + 0.1
+    slow = SlowWrites(store.client, clock, 1.0)
+    pacer = Pacer(slow, store.table_name, 5, max_wait_seconds=2, clock=clock, sleep=clock.advance)
+    assert pacer.acquire("space") >= 1.0  # deferred to the queue after its max wait
+    assert pacer.stale_slots >= 1
+
+
 # ---- the handler's requeue step ------------------------------------------------------------
 def test_settle_moves_given_up_messages_and_applies_retry_delays(aws):
     sqs = boto3.client("sqs")
