@@ -390,26 +390,22 @@ class Harness:
 
 
 def patch_moto() -> None:
-    """Make moto's TransactWriteItems keep an undo log of the items it touches, not a table copy.
+    """moto without emulator costs that grow with the bench's table and queue (AWS has none of them).
 
-    moto 5 backs up every table of a transaction with `copy.deepcopy` before applying it, so each
-    transaction costs time in proportion to the whole table (the bench's table holds thousands of
-    leads and phone claims): a cost real DynamoDB does not have, which would make the batched
-    writes look slower than one request per lead. Here the table is not copied; instead the items
-    the transaction names are saved before it runs and put back (or deleted, when they did not
-    exist) if moto cancels it. moto applies one request at a time (lock below), so nothing else
-    changes those items meanwhile: all or nothing, as before.
+    - TransactWriteItems backs up the items it names instead of deep-copying each table once per
+      item (`local.moto_transactions`, as in the tests and the local stack);
+    - SQS reads its retention period and FIFO setting without counting every message (below);
+    - one request at a time, as AWS applies each request atomically (moto is not thread-safe).
     """
-    import copy
     import threading
 
-    from moto.dynamodb import models
-    from moto.dynamodb.models.table import Table
-
-    if getattr(models, "_bench_patched", False):
-        return
     from moto.core.botocore_stubber import BotocoreStubber
 
+    from local.moto_transactions import install as install_moto_transactions
+
+    if getattr(BotocoreStubber, "_bench_patched", False):
+        return
+    install_moto_transactions()
     # moto is not thread-safe; AWS applies each request atomically: one request at a time in moto
     # (concurrent dispatch containers still overlap their Unpod calls and their own work).
     moto_lock = threading.Lock()
@@ -420,46 +416,8 @@ def patch_moto() -> None:
             return stub_call(self, *args, **kwargs)
 
     BotocoreStubber.__call__ = locked_call  # type: ignore[method-assign]
+    BotocoreStubber._bench_patched = True  # type: ignore[attr-defined]
     state = threading.local()
-
-    class _Copy:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(copy, name)
-
-        @staticmethod
-        def deepcopy(value: Any, memo: Any = None) -> Any:
-            if getattr(state, "undo_log", False) and isinstance(value, Table):
-                return value  # the "backup" is the live table: the undo log restores what changed
-            return copy.deepcopy(value, memo)
-
-    original = models.DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self: Any, transact_items: Any) -> Any:
-        saved = []
-        for entry in transact_items:
-            op_type, op = next(iter(entry.items()))
-            table = self.get_table(op["TableName"])
-            key = op["Key"] if op_type != "Put" else {table.hash_key_attr: op["Item"][table.hash_key_attr]}
-            if table.range_key_attr is not None and op_type == "Put":
-                key[table.range_key_attr] = op["Item"][table.range_key_attr]
-            before = self.get_item(op["TableName"], key)
-            saved.append((op["TableName"], key, copy.deepcopy(before.to_json()["Attributes"]) if before else None))
-        state.undo_log = True
-        try:
-            return original(self, transact_items)
-        except Exception:
-            for table_name, key, attributes in reversed(saved):
-                if attributes is not None:
-                    self.put_item(table_name, attributes)
-                elif self.get_item(table_name, key) is not None:
-                    self.delete_item(table_name, key)
-            raise
-        finally:
-            state.undo_log = False
-
-    setattr(models, "copy", _Copy())  # noqa: B010 - replacing a module attribute of moto
-    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    models._bench_patched = True  # type: ignore[attr-defined]
 
     # moto's SQS ReceiveMessage reads the queue's retention period through GetQueueAttributes,
     # which counts every message of the queue (visible, delayed, in flight) for each message it
