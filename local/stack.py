@@ -1193,6 +1193,13 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
+def _ignore_interrupts() -> None:
+    """Stop taking Ctrl-C and SIGTERM (the stack is stopping already)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _serve(args: argparse.Namespace, options: StackOptions, terminal: Any) -> int:
     def say(line: str) -> None:
         print(line, file=terminal, flush=True)
@@ -1227,6 +1234,7 @@ def _serve(args: argparse.Namespace, options: StackOptions, terminal: Any) -> in
     except KeyboardInterrupt:
         return 0
     finally:
+        _ignore_interrupts()  # a second Ctrl-C (or kill) while stopping: no traceback
         stack.stop()
         if args.state_file:
             args.state_file.unlink(missing_ok=True)

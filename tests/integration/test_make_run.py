@@ -80,3 +80,29 @@ def test_make_run_refuses_a_real_unpod_url_without_credentials():
 
     assert completed.returncode == 2
     assert "--config" in completed.stderr
+
+
+def test_ctrl_c_twice_stops_the_stack_without_a_traceback(tmp_path):
+    import signal
+    import time
+
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    ports = ["--port", "0", "--aws-port", "0", "--sandbox-port", "0"]
+    command = [sys.executable, "-m", "local.stack", *ports, "--no-demo", "--log-file", str(tmp_path / "run.log")]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        while "Serving; press Ctrl-C to stop." not in process.stdout.readline():
+            assert process.poll() is None, "the stack stopped before serving"
+            assert time.monotonic() < deadline, "the stack did not start"
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        process.send_signal(signal.SIGINT)  # impatient: again while it stops
+        _, errors = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, errors[-2000:]
+    assert "Traceback" not in errors
