@@ -33,6 +33,9 @@ ARGS ?=
 
 # Parallel test workers (pytest-xdist); `make unit XDIST=` runs them in one process.
 XDIST ?= -n auto
+# unit + integration together (make pytest/test): one worker more than the CPUs, as the
+# integration tests spend much of their time waiting on their local stacks
+XDIST_ALL ?= -n $(shell python3 -c 'import os; print((os.cpu_count() or 1) + 1)')
 BUILD_INPUTS := template.yaml $(shell find src -type f -not -path '*/__pycache__/*' -not -name '*.pyc' 2>/dev/null)
 
 help: ## list the targets
@@ -110,7 +113,7 @@ integration: venv ## the local-stack tests over real HTTP
 FAULTS_LOG := .pytest-faults.log
 pytest: venv lambda-runtime ## unit+integration (xdist) and artifact+faults (one process), side by side
 	@$(PY) -m pytest tests/artifact tests/faults -p no:cacheprovider > $(FAULTS_LOG) 2>&1 & faults=$$!; \
-	$(PY) -m pytest tests/unit tests/integration $(XDIST); unit=$$?; \
+	$(PY) -m pytest tests/unit tests/integration $(XDIST_ALL); unit=$$?; \
 	wait $$faults; status=$$?; \
 	echo "---- pytest tests/artifact tests/faults (one process, ran alongside) ----"; cat $(FAULTS_LOG); \
 	[ $$unit -eq 0 ] && [ $$status -eq 0 ]
