@@ -128,9 +128,29 @@ def normalise_phone(raw: str | None, default_region: str) -> str | None:
         number = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(number):
+    if not (_valid_in_main_region(number, default_region) or phonenumbers.is_valid_number(number)):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _valid_in_main_region(number: phonenumbers.PhoneNumber, region: str) -> bool:
+    """A shortcut for `is_valid_number` (never a different answer): true when the number is valid
+    for `region` and `region` is the first region of its calling code with no leading-digits rule.
+
+    `is_valid_number` first finds the number's region: it tries the calling code's regions in
+    order and, for one without leading digits, fully validates the number. So the main region
+    (US for +1, GB for +44) is returned when the number is valid there, and `is_valid_number`
+    then validates it for that region again. Most leads are national numbers of the default
+    region: this validates them once instead of twice (~half of phonenumbers' time per lead).
+    False means "not shown here", and the caller asks `is_valid_number`.
+    """
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code or 0) or ()
+    if not regions or regions[0] != region.upper():
+        return False
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(regions[0], None)
+    if metadata is None or metadata.leading_digits is not None:
+        return False
+    return bool(phonenumbers.is_valid_number_for_region(number, regions[0]))
 
 
 def stable_document_id(source: str, record_id: str) -> str:

@@ -4,6 +4,8 @@ import hashlib
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lead_caller.contacts import (
     DOCUMENT_FIELDS,
@@ -409,3 +411,67 @@ def test_crm_record_ids_are_kept_as_they_are(record_id: str) -> None:
     document, kept = build_ok(full_raw(record_id=record_id))
     assert kept == record_id
     assert document.document_id == f"generic-{record_id}"
+
+
+def _reference_normalise(raw: str, region: str) -> str | None:
+    """normalise_phone as phonenumbers' documented calls alone would answer."""
+    import phonenumbers
+
+    text = raw.strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    region=st.sampled_from(["US", "CA", "GB", "IM", "IN", "DE", "AU", "BR", "JP", "AG", "FR"]),
+    prefix=st.sampled_from(["", "+1", "+44", "+91", "+49", "+61", "00", "0", "+7", "+33", "+1 268"]),
+    digits=st.text(alphabet="0123456789", min_size=4, max_size=12),
+)
+def test_the_main_region_shortcut_answers_as_is_valid_number(region: str, prefix: str, digits: str) -> None:
+    raw = f"{prefix} {digits}".strip()
+    assert normalise_phone(raw, region) == _reference_normalise(raw, region)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region"),
+    [
+        ("(415) 555-0123", "US"),  # main region of +1, valid
+        ("(416) 555-0123", "US"),  # a Canadian number read in the US: valid through is_valid_number
+        ("(416) 555-0123", "CA"),  # CA is not +1's main region: no shortcut
+        ("(268) 464-1234", "US"),  # Antigua: +1 with leading digits
+        ("07700 900123", "GB"),
+        ("01624 612345", "GB"),  # Isle of Man: +44, its own region
+        ("98765 43210", "IN"),
+        ("+1 202 555 01", "US"),  # too short
+    ],
+)
+def test_the_main_region_shortcut_on_known_numbers(raw: str, region: str) -> None:
+    assert normalise_phone(raw, region) == _reference_normalise(raw, region)
+
+
+def test_the_main_region_shortcut_on_every_regions_example_numbers() -> None:
+    """Valid numbers of every region (phonenumbers' own examples), read in their region and in
+    the main regions of +1 and +44: the shortcut never changes an answer, and it is taken."""
+    import phonenumbers
+
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+            international = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+            for raw, read_in in ((national, region), (international, "US"), (national, "GB"), (national, "US")):
+                assert normalise_phone(raw, read_in) == _reference_normalise(raw, read_in), (raw, read_in)
+                checked += 1
+    assert checked > 800
+    assert normalise_phone("(415) 555-0123", "US") == "+14155550123"
