@@ -10,6 +10,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import phonenumbers
@@ -144,13 +145,18 @@ def _valid_in_main_region(number: phonenumbers.PhoneNumber, region: str) -> bool
     region: this validates them once instead of twice (~half of phonenumbers' time per lead).
     False means "not shown here", and the caller asks `is_valid_number`.
     """
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code or 0) or ()
-    if not regions or regions[0] != region.upper():
-        return False
+    main = _main_region(number.country_code or 0)
+    return main == region.upper() and bool(phonenumbers.is_valid_number_for_region(number, main))
+
+
+@cache
+def _main_region(country_code: int) -> str | None:
+    """The first region of a calling code when it has no leading-digits rule, else None."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code) or ()
+    if not regions:
+        return None
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(regions[0], None)
-    if metadata is None or metadata.leading_digits is not None:
-        return False
-    return bool(phonenumbers.is_valid_number_for_region(number, regions[0]))
+    return regions[0] if metadata is not None and metadata.leading_digits is None else None
 
 
 def stable_document_id(source: str, record_id: str) -> str:

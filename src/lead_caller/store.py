@@ -21,7 +21,7 @@ opaque records cannot express.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -408,30 +408,11 @@ class LeadStore:
             if message.attempt == 1 and message.lead_id not in seen:  # a re-call is never new
                 seen.add(message.lead_id)
                 first.append(position)
-        pending = [
-            (first[start : start + TRANSACTION_LIMIT], False) for start in range(0, len(first), TRANSACTION_LIMIT)
-        ]
-        while pending:
-            chunk, retried = pending.pop()
-            if len(chunk) < 2:
-                continue  # one lead: the single claim is one request too, and returns the old item
-            items: Any = [
-                {"Put": self._new_claim_request(requests[i][0], requests[i][1], now, requests[i][2])} for i in chunk
-            ]
-            try:
-                self.client.transact_write_items(TransactItems=items)
-            except ClientError as error:
-                # Cancelled: leads whose reason is "None" only failed with the others; try them again
-                # together, once. Every other lead (exists, conflict, throttled) is claimed alone below.
-                reasons = error.response.get("CancellationReasons") or []
-                if len(reasons) == len(chunk) and not retried:
-                    retry = [i for i, reason in zip(chunk, reasons, strict=True) if reason.get("Code") == "None"]
-                    pending.append((retry, True))
-                continue
-            except BotoCoreError:
-                continue  # claimed one by one below
-            for position in chunk:
-                results[position] = Claim("claimed", {})
+        written, _ = self._put_together(
+            first, lambda i: self._new_claim_request(requests[i][0], requests[i][1], now, requests[i][2])
+        )
+        for position in written:
+            results[position] = Claim("claimed", {})
         for position, (message, claim_id, receive_count) in enumerate(requests):
             if results[position] is None:
                 try:
@@ -692,39 +673,58 @@ class LeadStore:
         batch, a reason without the old item) is claimed alone, in the batch's order, so the
         answers are the ones sequential `claim_phone` calls give. DynamoDB errors raise.
         """
-        results: list[str | None] = [None] * len(requests)
-        decided: set[int] = set()
         now = int(self.clock())
         first_of: dict[str, int] = {}
         distinct = [i for i, (digest, _, _) in enumerate(requests) if first_of.setdefault(digest, i) == i]
+        written, refused = self._put_together(distinct, lambda i: self._phone_claim_request(*requests[i], now))
+        results: list[str | None] = [None] * len(requests)
+        decided = set(written)
+        for position, old_item in refused.items():
+            results[position] = _phone_holder(old_item)
+            decided.add(position)
+        for position, (digest, lead_id, until) in enumerate(requests):
+            if position not in decided:
+                results[position] = self.claim_phone(digest, lead_id, until)
+        return results
+
+    def _put_together(
+        self, positions: Sequence[int], put_of: Callable[[int], dict[str, Any]]
+    ) -> tuple[list[int], dict[int, Any]]:
+        """Conditional Puts in TransactWriteItems of at most 100: (positions written, position ->
+        old item of a Put whose condition failed, when DynamoDB returned it).
+
+        A cancelled transaction wrote nothing; the Puts that only failed with the others (reason
+        "None") go again together, once. Every position in neither answer is left to the caller's
+        single write: a lone Put (a single write is one request too), a throttled or conflicting
+        write, a transaction refused outright.
+        """
+        written: list[int] = []
+        refused: dict[int, Any] = {}
         pending = [
-            (distinct[start : start + TRANSACTION_LIMIT], False) for start in range(0, len(distinct), TRANSACTION_LIMIT)
+            (list(positions[start : start + TRANSACTION_LIMIT]), False)
+            for start in range(0, len(positions), TRANSACTION_LIMIT)
         ]
         while pending:
             chunk, retried = pending.pop()
             if len(chunk) < 2:
-                continue  # one number: the single claim is one request too
-            items: Any = [{"Put": self._phone_claim_request(*requests[i], now)} for i in chunk]
+                continue
+            items: Any = [{"Put": put_of(i)} for i in chunk]
             try:
                 self.client.transact_write_items(TransactItems=items)
             except ClientError as error:
                 reasons = error.response.get("CancellationReasons") or []
                 if len(reasons) != len(chunk):
-                    continue  # not a cancellation we can read: one by one below
+                    continue
                 for position, reason in zip(chunk, reasons, strict=True):
                     if reason.get("Code") == "ConditionalCheckFailed" and reason.get("Item"):
-                        results[position] = _phone_holder(reason["Item"])
-                        decided.add(position)
+                        refused[position] = reason["Item"]
                 if not retried:
                     pending.append(([i for i, r in zip(chunk, reasons, strict=True) if r.get("Code") == "None"], True))
                 continue
             except BotoCoreError:
                 continue
-            decided.update(chunk)
-        for position, (digest, lead_id, until) in enumerate(requests):
-            if position not in decided:
-                results[position] = self.claim_phone(digest, lead_id, until)
-        return results
+            written.extend(chunk)
+        return written, refused
 
     def _phone_claim_request(self, digest: str, lead_id: str, until: int, now: int) -> dict[str, Any]:
         return {
