@@ -232,8 +232,11 @@ class Harness:
     requests (the SQS poller's receives and deletes, setup) go through another session.
     """
 
-    def __init__(self, unpod_latency: float) -> None:
+    def __init__(self, unpod_latency: float, embedded_server: bool = False) -> None:
         self.unpod_latency = unpod_latency
+        #: AWS as `make run` embeds it (moto's server on loopback HTTP, a thread of this process)
+        #: instead of moto's in-process mock (no HTTP at all)
+        self.embedded_server = embedded_server
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._stack = contextlib.ExitStack()
@@ -255,9 +258,21 @@ class Harness:
             os.environ[name] = value
         os.environ.pop("AWS_ENDPOINT_URL", None)
         self.sandbox = self._stack.enter_context(UnpodSandbox())
-        self._stack.enter_context(mock_aws())
+        endpoint: str | None = None
+        if self.embedded_server:
+            from local.resources import reset_embedded_aws
+            from local.stack import EmbeddedAwsServer
+
+            server = EmbeddedAwsServer(ip_address="127.0.0.1", port=0, verbose=False)
+            server.start()
+            self._stack.callback(server.stop)
+            host, port = server.get_host_and_port()
+            endpoint = f"http://{host}:{port}"
+            reset_embedded_aws(endpoint)
+        else:
+            self._stack.enter_context(mock_aws())
         self.resources = create_resources(
-            None,
+            endpoint,
             unpod_secret={
                 "api_token": self.sandbox.api_token,
                 "space_token": self.sandbox.space_token,
@@ -267,7 +282,8 @@ class Harness:
             webhook_secret=LOCAL_WEBHOOK_SECRETS,
         )
         environment = function_environment(self.resources, {"UNPOD_BASE_URL": self.sandbox.base_url})
-        environment.pop("AWS_ENDPOINT_URL", None)
+        if endpoint is None:
+            environment.pop("AWS_ENDPOINT_URL", None)
         self._saved = {name: os.environ.get(name) for name in environment}
         os.environ.update(environment)
         self.environment = environment

@@ -73,10 +73,24 @@ REFUSED_SAMPLE_CREDENTIALS = (
 )
 
 
-class _MotoServer(ThreadedMotoServer):
-    """moto's threaded server, polling for shutdown every 0.05 s instead of 0.5 s."""
+def _cache_moto_module_list() -> None:
+    """moto's server looks for a request's backend among its package's folders by listing them
+    again (one `stat` per folder, ~170) for every request; they do not change while it runs."""
+    import moto.backends
+
+    if getattr(moto.backends, "_modules_cached", False):
+        return
+    modules = tuple(moto.backends.list_of_moto_modules())
+    moto.backends.list_of_moto_modules = lambda: iter(modules)
+    moto.backends._modules_cached = True  # type: ignore[attr-defined]
+
+
+class EmbeddedAwsServer(ThreadedMotoServer):
+    """moto's threaded server, polling for shutdown every 0.05 s instead of 0.5 s, without
+    re-listing moto's package on every request (`_cache_moto_module_list`)."""
 
     def _server_entry(self) -> None:
+        _cache_moto_module_list()
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
@@ -241,12 +255,14 @@ class LocalStack:
         self._dispatch_paused = threading.Event()
         self._saved_env: dict[str, str | None] = {}
         self.dispatch_log: list[dict[str, Any]] = []
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------
     def start(self) -> LocalStack:
         """Start embedded AWS, the sandbox, the handlers, the HTTP API and the poller."""
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-        self.moto = _MotoServer(ip_address="127.0.0.1", port=self.options.aws_port, verbose=False)
+        self.moto = EmbeddedAwsServer(ip_address="127.0.0.1", port=self.options.aws_port, verbose=False)
         self.moto.start()
         host, port = self.moto.get_host_and_port()
         endpoint = f"http://{host}:{port}"
@@ -449,14 +465,19 @@ class LocalStack:
         return self.resources.endpoint_url or ""
 
     def client(self, service: str) -> Any:
-        """A boto3 client for the embedded AWS."""
-        return boto3.client(  # type: ignore[call-overload]
-            service,
-            endpoint_url=self.aws_endpoint,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
-        )
+        """A boto3 client for the embedded AWS (one per service and stack: boto3 clients are
+        thread-safe, and creating one costs ~10 ms of CPU)."""
+        with self._clients_lock:
+            client = self._clients.get(service)
+            if client is None:
+                client = self._clients[service] = boto3.client(  # type: ignore[call-overload]
+                    service,
+                    endpoint_url=self.aws_endpoint,
+                    region_name=REGION,
+                    aws_access_key_id="testing",
+                    aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+                )
+            return client
 
     # ---- the two functions -----------------------------------------------------------
     def invoke_webhook(self, event: dict[str, Any]) -> dict[str, Any]:
