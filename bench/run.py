@@ -260,10 +260,10 @@ class Harness:
         self.sandbox = self._stack.enter_context(UnpodSandbox())
         endpoint: str | None = None
         if self.embedded_server:
+            from local.embedded_aws import EmbeddedAwsServer
             from local.resources import reset_embedded_aws
-            from local.stack import EmbeddedAwsServer
 
-            server = EmbeddedAwsServer(ip_address="127.0.0.1", port=0, verbose=False)
+            server = EmbeddedAwsServer("127.0.0.1", 0)
             server.start()
             self._stack.callback(server.stop)
             host, port = server.get_host_and_port()

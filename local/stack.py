@@ -35,10 +35,10 @@ from urllib.parse import parse_qsl
 
 import boto3
 import urllib3
-from moto.server import ThreadedMotoServer
 
 from lead_caller.config import ConfigError
 from local.catch_hook import CatchHookStandIn
+from local.embedded_aws import EmbeddedAwsServer
 from local.hubspot_api import HubSpotApiStandIn
 from local.moto_transactions import install as install_moto_transactions
 from local.outcome_loops import (
@@ -71,33 +71,6 @@ REFUSED_SAMPLE_CREDENTIALS = (
     "this stack places REAL calls and has no webhook credentials of its own: every request is refused. "
     'Put your own "webhooks" credentials in --config (the sample credentials of the README are public)'
 )
-
-
-def _cache_moto_module_list() -> None:
-    """moto's server looks for a request's backend among its package's folders by listing them
-    again (one `stat` per folder, ~170) for every request; they do not change while it runs."""
-    import moto.backends
-
-    if getattr(moto.backends, "_modules_cached", False):
-        return
-    modules = tuple(moto.backends.list_of_moto_modules())
-    moto.backends.list_of_moto_modules = lambda: iter(modules)
-    moto.backends._modules_cached = True  # type: ignore[attr-defined]
-
-
-class EmbeddedAwsServer(ThreadedMotoServer):
-    """moto's threaded server, polling for shutdown every 0.05 s instead of 0.5 s, without
-    re-listing moto's package on every request (`_cache_moto_module_list`)."""
-
-    def _server_entry(self) -> None:
-        _cache_moto_module_list()
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-        from werkzeug.serving import make_server
-
-        app = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
-        self._server_ready_event.set()
-        self._server.serve_forever(poll_interval=0.05)
 
 
 @dataclass
@@ -227,7 +200,7 @@ class LocalStack:
 
     def __init__(self, options: StackOptions | None = None) -> None:
         self.options = options or StackOptions()
-        self.moto: ThreadedMotoServer | None = None
+        self.moto: EmbeddedAwsServer | None = None
         self.sandbox: UnpodSandbox | None = None
         self.hubspot_api: HubSpotApiStandIn | None = None
         self.pipedrive_api: PipedriveApiStandIn | None = None
@@ -261,8 +234,7 @@ class LocalStack:
     # ---- lifecycle ---------------------------------------------------------------
     def start(self) -> LocalStack:
         """Start embedded AWS, the sandbox, the handlers, the HTTP API and the poller."""
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-        self.moto = EmbeddedAwsServer(ip_address="127.0.0.1", port=self.options.aws_port, verbose=False)
+        self.moto = EmbeddedAwsServer("127.0.0.1", self.options.aws_port)
         self.moto.start()
         host, port = self.moto.get_host_and_port()
         endpoint = f"http://{host}:{port}"
