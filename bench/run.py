@@ -498,7 +498,12 @@ def lead_body(index: int) -> dict[str, Any]:
 
 
 def warm_ingest(harness: Harness, reps: int, invocations: int) -> list[Figure]:
-    """Figure 3: per-invocation ms of ours, the bare handler and the peer baseline, interleaved."""
+    """Figure 3: per-invocation ms of ours, the bare handler and the peer baseline, interleaved.
+
+    Against the embedded AWS (`Harness(embedded_server=True)`: moto's app over loopback HTTP, as
+    `make run` runs it) this is the issue's figure; against moto's in-process mock (no HTTP, no
+    server: a send costs ~1 ms of pure Python) it is printed for reference, without a goal.
+    """
     import boto3
     from standardwebhooks.webhooks import Webhook
 
@@ -548,10 +553,24 @@ def warm_ingest(harness: Harness, reps: int, invocations: int) -> list[Figure]:
             harness.discard()  # moto's SendMessage slows down as the queue grows: each starts from empty
             samples[name].append(statistics.median(run() for _ in range(invocations)))
     harness.discard()
+    if not harness.embedded_server:
+        reference = Figure(
+            "  the same, against moto in-process (no HTTP)",
+            "ms",
+            samples["ours"],
+            samples["bare"],
+            "bare handler: one SQS send",
+        )
+        reference.note = (
+            "reference, no goal: moto's mock answers in-process, so a send is ~1 ms of Python and no I/O; "
+            "the same handler overhead weighs more than against any server"
+        )
+        return [reference]
     ours = Figure(
         "warm ingest, one signed lead", "ms", samples["ours"], samples["bare"], "bare handler: one SQS send", "<= 1.2x"
     )
     ours.met = (ours.ratio or 99) <= 1.2
+    ours.note = "against the embedded AWS as `make run` runs it: moto's server app on loopback HTTP (waitress)"
     peer_figure = Figure(
         "  peer baseline: verify + enqueue", "ms", samples["peer"], samples["bare"], "bare handler: one SQS send"
     )
@@ -947,8 +966,10 @@ def measure(args: argparse.Namespace, reps: int, leads: int) -> list[Figure]:
         figures += cold_init(reps)
     with stage("emulator INIT"):
         figures += emulator_init(reps if not args.quick else 1)
+    with Harness(args.unpod_latency, embedded_server=True) as harness, stage("warm ingest"):
+        figures += warm_ingest(harness, reps, 10 if args.quick else 30)
     with Harness(args.unpod_latency) as harness:
-        with stage("warm ingest"):
+        with stage("warm ingest, in-process moto"):
             figures += warm_ingest(harness, reps, 10 if args.quick else 30)
         with stage("request counts"):
             figures += request_counts(harness)

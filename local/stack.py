@@ -850,29 +850,32 @@ FINAL_STATUSES = ("completed", "no_answer", "busy", "voicemail", "call_failed")
 
 
 def open_leads(stack: LocalStack) -> list[str]:
-    """Lead ids whose call has not reached a final outcome yet (by_status index, like the poller).
+    """Lead ids whose call has not reached a final outcome yet.
 
-    A call planned for later (a custom schedule outside calling hours) is not waited for.
+    One consistent Scan: a lead's status moves on (recall_pending -> dispatching -> call_requested
+    -> in_progress) while the statuses are read, and reading them one query at a time can miss a
+    lead that changed between two queries. A call planned for later (a custom schedule outside
+    calling hours) is not waited for.
     """
     assert stack.resources is not None
     dynamodb = stack.client("dynamodb")
     now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
     found: list[str] = []
-    for status in OPEN_STATUSES:
-        response = dynamodb.query(
-            TableName=stack.resources.table_name,
-            IndexName="by_status",
-            KeyConditionExpression="#s = :s",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":s": {"S": status}},
-        )
-        for item in response.get("Items", []):
-            lead = stack.lead(item["pk"]["S"]) or {}
-            planned = str(lead.get("planned_at") or "")
-            if status == "call_requested" and planned[:19] > now:
+    pages = dynamodb.get_paginator("scan").paginate(
+        TableName=stack.resources.table_name,
+        ConsistentRead=True,
+        FilterExpression="#s IN (" + ", ".join(f":s{index}" for index in range(len(OPEN_STATUSES))) + ")",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={f":s{index}": {"S": status} for index, status in enumerate(OPEN_STATUSES)},
+        ProjectionExpression="pk, #s, planned_at",
+    )
+    for page in pages:
+        for item in page.get("Items", []):
+            planned = str((item.get("planned_at") or {}).get("S") or "")
+            if item["status"]["S"] == "call_requested" and planned[:19] > now:
                 continue
             found.append(item["pk"]["S"])
-    return found
+    return sorted(found)
 
 
 def show_outcomes(
