@@ -74,10 +74,11 @@ class EmbeddedAwsServer:
         server, self._server = self._server, None
         if server is None:
             return
-        # What WebTest's StopableWSGIServer does: closing every channel ends waitress's loop.
+        # The worker threads first (each finishes its request: none wakes a closed loop), then
+        # every channel, as WebTest's StopableWSGIServer does: an empty map ends waitress's loop.
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         while server._map:
             for channel in list(server._map.values()):
                 channel.handle_close()
-        server.task_dispatcher.shutdown()
         if self._thread is not None:
             self._thread.join(timeout=5)
