@@ -294,6 +294,9 @@ class Harness:
         assert boto3.DEFAULT_SESSION is not None
         boto3.DEFAULT_SESSION.events.register("before-call.*.*", self._count)
         patch_moto()
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()  # providers (clients) of an earlier harness
         self.webhook = importlib.reload(importlib.import_module("lead_caller.handlers.webhook"))
         self.dispatch = importlib.reload(importlib.import_module("lead_caller.handlers.dispatch"))
         self.batch_size = int(_template_default("DispatchBatchSize"))
