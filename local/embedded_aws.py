@@ -10,6 +10,7 @@ SendMessage + GetItem pairs, 2.1 ms of CPU per request instead of 2.6-2.7 ms.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -74,11 +75,14 @@ class EmbeddedAwsServer:
         server, self._server = self._server, None
         if server is None:
             return
-        # The worker threads first (each finishes its request: none wakes a closed loop), then
-        # every channel, as WebTest's StopableWSGIServer does: an empty map ends waitress's loop.
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-        while server._map:
-            for channel in list(server._map.values()):
-                channel.handle_close()
+        # The worker threads first (each finishes its request: none writes to a closed channel),
+        # then every channel and the listening socket: an empty map ends waitress's loop. Each
+        # entry is taken out of the map by hand: a channel the loop closed at the same moment
+        # (a client going away) no longer knows its file descriptor and would stay in it.
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=2)
+        for descriptor, channel in list(server._map.items()):
+            with contextlib.suppress(OSError):  # already closed
+                channel.close()
+            server._map.pop(descriptor, None)
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=2)

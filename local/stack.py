@@ -1,7 +1,7 @@
 """The whole of lead-caller on one machine, without AWS or Docker (`make run`).
 
-* embedded AWS: a moto server on 127.0.0.1 with the table, queue + DLQ and
-  secrets created from template.yaml (local/resources.py);
+* embedded AWS: moto's server app on 127.0.0.1 (local/embedded_aws.py) with the table,
+  queue + DLQ and secrets created from template.yaml (local/resources.py);
 * the Unpod sandbox (local/unpod_sandbox.py) unless --unpod-base-url is given;
 * an HTTP server on 127.0.0.1:3000 that turns requests into API Gateway v2
   events and invokes the same webhook handler that Lambda runs;
