@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -62,7 +62,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     for order, (name, value) in enumerate(report.user_properties):
         if name == _PROPERTY:
-            _FIGURES.append((report.nodeid, order, Figure(**value)))
+            _FIGURES.append((report.nodeid, order, Figure(**cast(dict[str, Any], value))))
 
 
 @pytest.fixture
