@@ -71,18 +71,20 @@ class EmbeddedAwsServer:
         return self._ip_address, int(self._server.effective_port)
 
     def stop(self) -> None:
-        """Close every connection and the listening socket, end the worker threads."""
+        """End the worker threads, then waitress's loop, then close every connection."""
         server, self._server = self._server, None
         if server is None:
             return
-        # The worker threads first (each finishes its request: none writes to a closed channel),
-        # then every channel and the listening socket: an empty map ends waitress's loop. Each
-        # entry is taken out of the map by hand: a channel the loop closed at the same moment
-        # (a client going away) no longer knows its file descriptor and would stay in it.
+        # Workers first: each finishes its request, none writes to a closed connection. Then the
+        # loop: an empty map ends it (woken by its trigger); sockets are closed only once it has
+        # stopped polling them (closing them under a running poll fails it with EBADF).
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=2)
-        for descriptor, channel in list(server._map.items()):
+        channels = dict(server._map)
+        server._map.clear()
+        with contextlib.suppress(OSError):
+            server.trigger.pull_trigger()
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+        for channel in channels.values():
             with contextlib.suppress(OSError):  # already closed
                 channel.close()
-            server._map.pop(descriptor, None)
-        if self._thread is not None:
-            self._thread.join(timeout=2)

@@ -118,7 +118,7 @@ class StackOptions:
     retry_delay_seconds: int = 2
     poll_wait_seconds: int = 1
     #: seconds between two runs of the outcome poller (in AWS: OutcomePollSchedule)
-    outcome_poll_seconds: float = 2.0
+    outcome_poll_seconds: float = 1.0
     #: the sandbox's calls end by themselves and are POSTed to the local agent webhook (settings of
     #: CallSimulation.configure); None = tasks stay pending unless a test moves them (`make run` turns it on)
     simulate_calls: Mapping[str, Any] | None = None
@@ -844,7 +844,7 @@ def run_demo(
 
 
 #: `make run`'s simulated calls: mostly answered, some re-called after no answer or busy
-DEMO_CALLS = {"delay_seconds": 2.0, "mix": ["answered", "answered", "no_answer", "answered", "busy"]}
+DEMO_CALLS = {"delay_seconds": 1.0, "mix": ["answered", "answered", "no_answer", "answered", "busy"]}
 OPEN_STATUSES = ("dispatching", "call_requested", "in_progress", "recall_pending")
 FINAL_STATUSES = ("completed", "no_answer", "busy", "voicemail", "call_failed")
 
