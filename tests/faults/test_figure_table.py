@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,7 +29,7 @@ def test_figures_come_from_call_reports_in_test_order(monkeypatch) -> None:
     conftest.pytest_runtest_logreport(_report("tests/faults/test_a.py::t", "teardown", [("fault_figure", first)]))
 
     lines: list[str] = []
-    monkeypatch.setenv("FAULTS_REPORT", str(conftest.Path("/dev/null")))
+    monkeypatch.setenv("FAULTS_REPORT", os.devnull)
     conftest.pytest_terminal_summary(SimpleNamespace(write_line=lines.append))
 
     rows = [line.split() for line in lines if line.startswith("  ")]
