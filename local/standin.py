@@ -419,8 +419,10 @@ class StandInServer(Generic[F]):
         return data
 
 
-#: pending connections the local servers accept before the kernel refuses more (50 concurrent clients in tests)
-LISTEN_BACKLOG = 128
+#: pending connections the local servers queue before the kernel refuses more: 500 senders at once
+#: in the full fault profile (with 128, some were reset on a loaded 2-core host); Linux caps it at
+#: net.core.somaxconn
+LISTEN_BACKLOG = 1024
 
 
 class _HTTPServer(ThreadingHTTPServer):
