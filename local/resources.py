@@ -88,7 +88,7 @@ class LocalResources:
 
 
 @functools.lru_cache(maxsize=32)
-def _client(service: str, endpoint_url: str | None) -> Any:
+def embedded_aws_client(service: str, endpoint_url: str | None) -> Any:
     """A client for the embedded AWS (or, with endpoint_url None, for moto's in-process mock_aws).
 
     One per service and endpoint for the process: its region and credentials are fixed, and
@@ -127,7 +127,7 @@ def create_resources(
     defaults = parameter_defaults(template)
 
     table = resources["LeadsTable"]["Properties"]
-    dynamodb = _client("dynamodb", endpoint_url)
+    dynamodb = embedded_aws_client("dynamodb", endpoint_url)
     dynamodb.create_table(
         TableName=LOCAL_NAMES["table"],
         AttributeDefinitions=table["AttributeDefinitions"],
@@ -140,7 +140,7 @@ def create_resources(
     if ttl:
         dynamodb.update_time_to_live(TableName=LOCAL_NAMES["table"], TimeToLiveSpecification=ttl)
 
-    sqs = _client("sqs", endpoint_url)
+    sqs = embedded_aws_client("sqs", endpoint_url)
     dlq_url = sqs.create_queue(QueueName=LOCAL_NAMES["dlq"])["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     queue = resources["LeadsQueue"]["Properties"]
@@ -157,7 +157,7 @@ def create_resources(
         },
     )["QueueUrl"]
 
-    secrets = _client("secretsmanager", endpoint_url)
+    secrets = embedded_aws_client("secretsmanager", endpoint_url)
     secrets.create_secret(Name=LOCAL_NAMES["unpod_secret"], SecretString=json.dumps(dict(unpod_secret)))
     secrets.create_secret(Name=LOCAL_NAMES["webhook_secret"], SecretString=json.dumps(dict(webhook_secret)))
     secrets.create_secret(Name=LOCAL_NAMES["crm_secret"], SecretString=json.dumps(dict(crm_secret or {})))

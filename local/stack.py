@@ -33,7 +33,6 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl
 
-import boto3
 import urllib3
 
 from lead_caller.config import ConfigError
@@ -49,7 +48,14 @@ from local.outcome_loops import (
 )
 from local.pipedrive_api import PipedriveApiStandIn
 from local.policy_demo import demo_environment
-from local.resources import REGION, LocalResources, create_resources, function_environment, reset_embedded_aws
+from local.resources import (
+    REGION,
+    LocalResources,
+    create_resources,
+    embedded_aws_client,
+    function_environment,
+    reset_embedded_aws,
+)
 from local.salesforce_api import SalesforceApiStandIn
 from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET, LOCAL_WEBHOOK_SECRETS, sign_request
 from local.standin import LISTEN_BACKLOG
@@ -228,8 +234,6 @@ class LocalStack:
         self._dispatch_paused = threading.Event()
         self._saved_env: dict[str, str | None] = {}
         self.dispatch_log: list[dict[str, Any]] = []
-        self._clients: dict[str, Any] = {}
-        self._clients_lock = threading.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------
     def start(self) -> LocalStack:
@@ -437,19 +441,8 @@ class LocalStack:
         return self.resources.endpoint_url or ""
 
     def client(self, service: str) -> Any:
-        """A boto3 client for the embedded AWS (one per service and stack: boto3 clients are
-        thread-safe, and creating one costs ~10 ms of CPU)."""
-        with self._clients_lock:
-            client = self._clients.get(service)
-            if client is None:
-                client = self._clients[service] = boto3.client(  # type: ignore[call-overload]
-                    service,
-                    endpoint_url=self.aws_endpoint,
-                    region_name=REGION,
-                    aws_access_key_id="testing",
-                    aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
-                )
-            return client
+        """A boto3 client for the embedded AWS (one per service and endpoint: `embedded_aws_client`)."""
+        return embedded_aws_client(service, self.aws_endpoint)
 
     # ---- the two functions -----------------------------------------------------------
     def invoke_webhook(self, event: dict[str, Any]) -> dict[str, Any]:

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 from lead_caller import timezones
 from lead_caller.crms.salesforce.webhook import load_xml, soap_fault
 from lead_caller.wiring import LazyClient, build_sqs
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.lambda_like import lambda_like_environment
 
 
 def loaded_after(statement: str) -> dict[str, object]:
     """sys.modules and a few facts of a fresh interpreter after `statement` (Lambda-like environment)."""
-    environment = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(ROOT / "src"),
-        "LAMBDA_TASK_ROOT": str(ROOT / "src"),
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "LEADS_QUEUE_URL": "http://127.0.0.1:9/queue",
-    }
+    environment = lambda_like_environment(POWERTOOLS_TRACE_DISABLED="true")
     code = (
         f"import sys, json\n{statement}\n"
         "from lead_caller import timezones\n"

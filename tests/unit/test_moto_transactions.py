@@ -3,12 +3,24 @@ a cancelled transaction still leaves the table exactly as it was."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local.moto_transactions import install
+
+#: one transaction item both tests write: n += 1 on item "a"
+ADD_ONE_TO_A: Any = {
+    "Update": {
+        "TableName": "t",
+        "Key": {"pk": {"S": "a"}},
+        "UpdateExpression": "ADD n :one",
+        "ExpressionAttributeValues": {":one": {"N": "1"}},
+    }
+}
 
 
 @mock_aws
@@ -28,14 +40,7 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was():
     with pytest.raises(ClientError, match="TransactionCanceled"):
         dynamodb.transact_write_items(
             TransactItems=[
-                {
-                    "Update": {
-                        "TableName": "t",
-                        "Key": {"pk": {"S": "a"}},
-                        "UpdateExpression": "ADD n :one",
-                        "ExpressionAttributeValues": {":one": {"N": "1"}},
-                    }
-                },  # applied in place, then undone
+                ADD_ONE_TO_A,  # applied in place, then undone
                 {"Put": {"TableName": "t", "Item": {"pk": {"S": "new"}}}},  # created, then removed
                 {"Delete": {"TableName": "t", "Key": {"pk": {"S": "b"}}}},  # deleted, then restored
                 {
@@ -52,14 +57,7 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was():
 
     dynamodb.transact_write_items(
         TransactItems=[
-            {
-                "Update": {
-                    "TableName": "t",
-                    "Key": {"pk": {"S": "a"}},
-                    "UpdateExpression": "ADD n :one",
-                    "ExpressionAttributeValues": {":one": {"N": "1"}},
-                }
-            },
+            ADD_ONE_TO_A,
             {"Put": {"TableName": "t", "Item": {"pk": {"S": "new"}}}},
         ]
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import time
@@ -27,24 +26,12 @@ from lead_caller.store import LeadStore
 from lead_caller.wiring import LazyClient
 from local.signing import LOCAL_BEARER_TOKEN
 from local.stack import LambdaContextStub, api_gateway_event
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.lambda_like import lambda_like_environment
 
 
 def imported_modules(module: str, **env: str) -> set[str]:
     """The modules a fresh interpreter has loaded after importing `module` in a Lambda-like environment."""
-    environment = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(ROOT / "src"),
-        "LAMBDA_TASK_ROOT": str(ROOT / "src"),
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-        "LEADS_QUEUE_URL": "http://127.0.0.1:9/queue",
-        **env,
-    }
+    environment = lambda_like_environment(**env)
     code = f"import sys, json, {module}; print(json.dumps(sorted(sys.modules)))"
     output = subprocess.run(
         [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True, timeout=60
