@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -55,17 +54,14 @@ def read_secret(client: Any, secret_id: str) -> dict[str, Any]:
 
 
 def phone_hash(phone: str, region: str = "US") -> str | None:
-    """sha256 hex of a phone number's E.164 form (None when it is not a valid number)."""
-    import phonenumbers
+    """The hash leads are stored under for `phone` (None when it is not a valid number): read
+    like the functions read a lead's number (`contacts.normalise_phone`: `00` as `+`, national
+    numbers in `region`), hashed like the do-not-call list and phone claims."""
+    from lead_caller.contacts import normalise_phone
+    from lead_caller.suppression import phone_hash as e164_hash
 
-    try:
-        number = phonenumbers.parse(phone, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return hashlib.sha256(e164.encode()).hexdigest()
+    e164 = normalise_phone(phone, region.upper())
+    return e164_hash(e164) if e164 else None
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Iterator[str]:

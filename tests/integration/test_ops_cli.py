@@ -174,7 +174,8 @@ def test_secrets_set_merges_validates_and_never_prints_values(stack, cli):
 def test_status_finds_a_lead_by_id_record_and_phone(stack, cli):
     record = _post_lead(stack, "+1 512 555 0199")
 
-    for key in (f"generic#{record}", record, "+15125550199"):
+    # the number as stored, with the international prefix 00, and national (the default region, US)
+    for key in (f"generic#{record}", record, "+15125550199", "001 512 555 0199", "(512) 555-0199"):
         code, out = cli("status", key)
         assert code == 0, (key, out)
         assert f"lead generic#{record}" in out
