@@ -116,10 +116,10 @@ def test_timeout_after_unpod_accepted_with_many_newer_runs(fault_settings, sandb
     message = lead("accepted-then-timeout")
     first = QueuedRecord(str(uuid.uuid4()), message.to_json(), 1)
     assert first.message_id in dispatcher.dispatch([first]).retry
-    others = make_dispatcher(fault_settings, sandbox, credentials)
-    newer = [QueuedRecord(str(uuid.uuid4()), lead(f"newer-{i}", i).to_json(), 1) for i in range(150)]
-    for queued in newer:  # 150 newer runs in the space, one lead each
-        others.dispatch([queued])
+    others = fast_client(sandbox.base_url)  # 150 newer runs in the space, one lead each (other dispatches)
+    for i in range(150):
+        document = lead(f"newer-{i}", i).document.to_unpod()
+        assert others.create_task(credentials, [document], "newer leads", {"type": "now"}).kind == "accepted"
 
     result = dispatcher.dispatch([dataclasses.replace(first, receive_count=2)])
 
