@@ -31,14 +31,17 @@ from tests.conftest import fast_client
 pytestmark = pytest.mark.faults
 
 
-def lead(record_id: str, index: int = 0) -> LeadMessage:
-    document = ContactDocument(
+def contact(record_id: str, index: int = 0) -> ContactDocument:
+    return ContactDocument(
         name=f"Lead {record_id}",
         contact_number=f"+1512555{index % 10000:04d}",
         email=f"{record_id}@example.com",
         document_id=f"generic-{record_id}",
     )
-    return LeadMessage("generic", record_id, time.time(), document, {})
+
+
+def lead(record_id: str, index: int = 0) -> LeadMessage:
+    return LeadMessage("generic", record_id, time.time(), contact(record_id, index), {})
 
 
 _ITEM_LOCK = threading.Lock()
@@ -118,7 +121,7 @@ def test_timeout_after_unpod_accepted_with_many_newer_runs(fault_settings, sandb
     assert first.message_id in dispatcher.dispatch([first]).retry
     others = fast_client(sandbox.base_url)  # 150 newer runs in the space, one lead each (other dispatches)
     for i in range(150):
-        document = lead(f"newer-{i}", i).document.to_unpod()
+        document = contact(f"newer-{i}", i).to_unpod()
         assert others.create_task(credentials, [document], "newer leads", {"type": "now"}).kind == "accepted"
 
     result = dispatcher.dispatch([dataclasses.replace(first, receive_count=2)])
