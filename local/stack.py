@@ -1173,9 +1173,30 @@ def main(argv: list[str] | None = None) -> int:
     except StartError as error:
         print(f"make run: {error}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it like Ctrl-C: state file removed
-    with logs_to(args.log_file) as terminal:
+    with stop_signals(), logs_to(args.log_file) as terminal:
         return _serve(args, options, terminal)
+
+
+@contextmanager
+def stop_signals() -> Iterator[None]:
+    """Ctrl-C and `kill` stop the stack (state file removed); the previous handlers come back after.
+
+    SIGINT is set explicitly: a process started with SIGINT ignored (`make run &` in a script, or
+    by a parent that ignores it) would otherwise never see Ctrl-C; Python installs its handler
+    only when the inherited one is the default. The handlers are restored so that a caller of
+    `main()` (the tests run it in-process) keeps its own, not the "ignore" set while stopping.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
 def _interrupt(*_: object) -> None:

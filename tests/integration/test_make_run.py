@@ -90,7 +90,14 @@ def test_ctrl_c_twice_stops_the_stack_without_a_traceback(tmp_path):
     ports = ["--port", "0", "--aws-port", "0", "--sandbox-port", "0"]
     command = [sys.executable, "-m", "local.stack", *ports, "--no-demo", "--log-file", str(tmp_path / "run.log")]
     process = subprocess.Popen(
-        command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # started with SIGINT ignored (`make run &` in a script): Ctrl-C must still stop it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         assert process.stdout is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,14 @@ def _run(tmp_path: Path, *args: str) -> int:
 
 
 def test_real_unpod_runs_no_demo_and_says_calls_are_real(tmp_path, real_unpod, capsys):
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+
     code = _run(tmp_path, "--unpod-base-url", real_unpod.base_url, "--config", str(_config(tmp_path)))
+
+    # main() gives the caller its signal handlers back: a test process that ran it in-process and
+    # kept "ignore SIGINT" (set while stopping) passed it on to every later `make run` it started,
+    # which then never stopped on Ctrl-C (test_ctrl_c_twice... timed out in loaded runs)
+    assert {number: signal.getsignal(number) for number in handlers} == handlers
 
     out = capsys.readouterr().out
     assert code == 0
