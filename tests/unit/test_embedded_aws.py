@@ -197,7 +197,7 @@ def test_requests_at_the_same_time_apply_one_after_the_other_as_in_aws(server: E
     sys.setswitchinterval(1e-6)  # threads switch often: interleavings that AWS never shows come quickly
     try:
         errors = _run_together(
-            [grow_items(worker) for worker in range(4)] + [scan, scan] + [claim(worker) for worker in range(4)]
+            [grow_items(worker) for worker in range(2)] + [scan] + [claim(worker) for worker in range(4)]
         )
     finally:
         sys.setswitchinterval(switch_interval)
