@@ -91,7 +91,7 @@ def statuses(stack: LocalStack, bodies: list[dict[str, Any]]) -> Counter[str]:
 
 def test_unpod_outage_longer_than_the_horizon(stack, record_figure, faults_profile):
     assert stack.sandbox is not None
-    hours, count = (3, 30) if faults_profile == "quick" else (24, 200)
+    hours, count = (3, 15) if faults_profile == "quick" else (24, 200)
     stack.sandbox.start_outage(hours * HOUR)
     bodies = [new_lead(i) for i in range(count)]
     assert all(post(stack, body) == 202 for body in bodies)
@@ -115,7 +115,7 @@ def test_unpod_outage_longer_than_the_horizon(stack, record_figure, faults_profi
 def test_token_rejected_then_the_secret_fixed(stack, record_figure, faults_profile):
     assert stack.sandbox is not None
     assert stack.resources is not None
-    hours, count = (2, 20) if faults_profile == "quick" else (12, 100)
+    hours, count = (2, 10) if faults_profile == "quick" else (12, 100)
     old = stack.sandbox.api_token
     stack.sandbox.api_token = f"rotated-{uuid.uuid4().hex[:8]}"  # the old token is now refused (401)
     try:
@@ -177,7 +177,7 @@ def test_429_with_retry_after_is_honoured(stack, record_figure):
 
 
 def test_concurrent_webhooks(stack, record_figure, faults_profile):
-    count = 100 if faults_profile == "quick" else 500
+    count = 50 if faults_profile == "quick" else 500
     bodies = [new_lead(1000 + i) for i in range(count)]
     barrier = threading.Barrier(count)
     errors: list[str] = []
