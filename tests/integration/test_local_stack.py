@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET, sign_request, standard_webhook_headers
-from local.stack import ROOT, LocalStack, StackOptions, demo_requests, run_demo
+from local.stack import ROOT, LocalStack, StackOptions
 
 pytestmark = pytest.mark.integration
 BEARER = {"content-type": "application/json", "authorization": f"Bearer {LOCAL_BEARER_TOKEN}"}
@@ -203,24 +202,6 @@ def test_bad_requests_get_a_json_4xx_and_nothing_is_called(stack, body, headers,
 def test_unknown_routes_get_404(stack):
     assert stack.post("/webhooks/nosuchcrm", b"{}", BEARER)[0] == 404
     assert stack.post("/elsewhere", b"{}", BEARER)[0] == 404
-
-
-def test_make_run_demo_sends_every_sample_event_through(stack):
-    lines: list[str] = []
-
-    run_demo(stack, lines.append)
-
-    output = "\n".join(lines)
-    samples = demo_requests(stack)
-    assert len(samples) >= 3
-    answers = re.findall(r"^=== [\w-]+: POST /webhooks/\S+ -> HTTP (\d+)", output, re.MULTILINE)
-    assert len(answers) == len(samples)
-    assert all(code.startswith("2") for code in answers), answers  # 202, or 200 where a CRM wants it
-    # called now or scheduled for its next opening, depending on the hour in Los Angeles
-    assert re.search(r"^generic +web-1001 +call_requested +(inside|outside) calling hours", output, re.MULTILINE)
-    assert re.search(r"^generic +web-1003 +rejected +contact_number: missing$", output, re.MULTILINE)
-    assert '"status": "call_requested"' in output  # the details (to the log file in make run)
-    assert "Bearer" not in output  # the demo masks credentials it prints
 
 
 def test_stack_logs_carry_no_personal_data_or_secrets(stack, captured_logs):

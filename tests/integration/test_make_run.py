@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -44,6 +45,11 @@ def test_make_run_starts_everything_sends_the_samples_and_shows_the_outcome(tmp_
     assert "embedded AWS:  http://127.0.0.1:" in out
     assert "table:         lead-caller-leads" in out
     assert "=== the Unpod sandbox received" in out
+    # every webhook sample in events/ was sent, and answered 2xx (202, or 200 where a CRM wants it)
+    samples = [path for path in (ROOT / "events").glob("*.json") if _is_webhook_sample(path)]
+    answers = re.findall(r"^=== [\w-]+: POST /webhooks/\S+ -> HTTP (\d+)", out, re.MULTILINE)
+    assert len(answers) == len(samples) >= 3
+    assert all(code.startswith("2") for code in answers), answers
     assert "/tasks/create/ -> HTTP 200" in out
     assert re.search(r"^=== \d+ Call Completed event\(s\) on the bus: .*completed \d+", out, re.MULTILINE)
     assert re.search(r"^=== write-backs: hubspot notes [1-9]", out, re.MULTILINE)
@@ -113,3 +119,8 @@ def test_ctrl_c_twice_stops_the_stack_without_a_traceback(tmp_path):
         process.kill()
     assert process.returncode == 0, errors[-2000:]
     assert "Traceback" not in errors
+
+
+def _is_webhook_sample(path: Path) -> bool:
+    raw_path = json.loads(path.read_text()).get("rawPath")
+    return isinstance(raw_path, str) and raw_path.startswith("/webhooks/")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from lead_caller.store import dynamo_values
-from local.stack import LocalStack, StackOptions, run_demo
+from local.stack import LocalStack, StackOptions
 from local.writeback_local import written
 
 pytestmark = pytest.mark.integration
@@ -97,10 +96,3 @@ def test_the_same_event_twice_is_one_note_and_one_delivery(stack):
     assert len(stack.hubspot_api.notes) == before + 1
     deliveries = [d for d in written(stack)["catch hook deliveries"] if d["webhook_id"] == "msg_T-twice"]
     assert len(deliveries) == 1
-
-
-def test_the_demo_lists_the_write_backs(stack):
-    lines: list[str] = []
-    run_demo(stack, lines.append)
-    output = "\n".join(lines)
-    assert re.search(r"^=== write-backs: hubspot notes \d+, .*catch hook deliveries \d+$", output, re.MULTILINE)
