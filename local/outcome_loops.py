@@ -41,6 +41,10 @@ def with_agent_webhook_token(webhook_secret: Mapping[str, Any]) -> dict[str, Any
     return secret
 
 
+#: how often the stream consumer lists the stream's shards again
+SHARDS_REFRESH_SECONDS = 10.0
+
+
 class OutcomeLoops:
     """Creates the outcome resources and runs the poller and the stream consumer on threads."""
 
@@ -63,6 +67,8 @@ class OutcomeLoops:
         self._threads: list[threading.Thread] = []
         self._capture_url = ""
         self._stream_arn = ""
+        self._shards: list[dict[str, Any]] = []
+        self._shards_read_at = -SHARDS_REFRESH_SECONDS
         self._events_lock = threading.Lock()
 
     def create_resources(self) -> None:
@@ -122,7 +128,7 @@ class OutcomeLoops:
                 self._stop.wait(0.3)
             else:
                 self._stop.wait(1.0)  # a failed batch is retried after a short delay
-            self.drain_events()
+            # (the captured events are moved into `events` by whoever reads them: drain_events)
 
     def _read(self, streams: Any, iterators: dict[str, str]) -> list[dict[str, Any]]:
         """New records of every shard since the last one read (`iterators`: shard -> last sequence number).
@@ -131,9 +137,8 @@ class OutcomeLoops:
         NextShardIterator moto returns: that one stops advancing once records arrive while
         the stream is being read, and the outbox would go quiet.
         """
-        shards = streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]["Shards"]
         records: list[dict[str, Any]] = []
-        for shard in shards:
+        for shard in self._stream_shards(streams):
             shard_id = shard["ShardId"]
             last = iterators.get(shard_id)
             position: dict[str, str] = (
@@ -161,6 +166,15 @@ class OutcomeLoops:
             if record.get("eventName") in ("INSERT", "MODIFY")
             and ((record.get("dynamodb") or {}).get("NewImage") or {}).get("status", {}).get("S") in EVENT_STATUSES
         ]
+
+    def _stream_shards(self, streams: Any) -> list[dict[str, Any]]:
+        """The stream's shards, described again every SHARDS_REFRESH_SECONDS (not on every read:
+        the loop reads every 0.3 s, and an idle stack spent half its CPU on this loop)."""
+        now = time.monotonic()
+        if now - self._shards_read_at >= SHARDS_REFRESH_SECONDS:
+            self._shards = streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]["Shards"]
+            self._shards_read_at = now
+        return self._shards
 
     def _deliver(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Invoke in batches of 10; returns the records to retry (the first failed one and after)."""
