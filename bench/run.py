@@ -198,6 +198,8 @@ def emulator_init(reps: int) -> list[Figure]:
         subprocess.run(
             [sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(minimal)],
             check=True,
+            # its bytecode beside it, as src/Makefile ships the functions' (not under the prefix)
+            env={key: value for key, value in os.environ.items() if key != "PYTHONPYCACHEPREFIX"},
         )
         targets = {"minimal": (minimal, "minimal_handler.handler")}
         for name, (function, module) in FUNCTIONS.items():
