@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,6 +78,55 @@ def _share_botocore_models() -> None:
 
 _share_botocore_models()
 install_moto_transactions()  # moto's TransactWriteItems without a deep copy of the table per item
+
+#: local-stack modules that take longest (mostly waiting on simulated calls): started first
+_LONGEST_MODULES = ("test_outcomes_stack.py", "test_make_run.py", "test_local_stack.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In parallel runs, spread the integration modules evenly through the unit tests.
+
+    They mostly wait (simulated calls, pollers, a `make run` subprocess) while the unit tests
+    keep the CPUs busy. Collected last, they ran together at the end, one module per worker
+    and the CPUs half idle (`make test` on 2 cores: ~4 s of its ~60 s). Each module stays in
+    one block, so its local stack (a module fixture) starts once. The order is the same in
+    every xdist worker, as xdist requires.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    blocks: dict[str, list[pytest.Item]] = {}
+    rest: list[pytest.Item] = []
+    for item in items:
+        if item.get_closest_marker("integration"):
+            blocks.setdefault(item.path.name, []).append(item)
+        else:
+            rest.append(item)
+    if not blocks or not rest:
+        return
+    # xdist's work stealing first hands each worker a contiguous share of the list (the sizes
+    # below are its arithmetic): each share starts with one of the longest modules (round robin),
+    # and holds its part of the others in its middle
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
+    sizes: list[int] = []
+    remaining = len(items)
+    for share in range(workers):
+        sizes.append(remaining // (workers - share))
+        remaining -= sizes[-1]
+    first: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    middle: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    longest = [blocks.pop(name) for name in _LONGEST_MODULES if name in blocks]
+    for index, block in enumerate(longest):
+        first[index % workers].extend(block)
+    for index, block in enumerate(blocks.values()):
+        middle[index % workers].extend(block)
+    spread: list[pytest.Item] = []
+    taken = 0
+    for share in range(workers):
+        fill = max(0, sizes[share] - len(first[share]) - len(middle[share]))
+        part = rest[taken : taken + fill] if share < workers - 1 else rest[taken:]
+        taken += len(part)
+        spread += first[share] + part[: len(part) // 2] + middle[share] + part[len(part) // 2 :]
+    items[:] = spread
 
 
 @pytest.fixture(autouse=True)
