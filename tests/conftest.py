@@ -23,6 +23,7 @@ from local.moto_transactions import install as install_moto_transactions
 from local.resources import LocalResources, create_resources
 from local.signing import LOCAL_BEARER_TOKEN, LOCAL_SIGNING_SECRET
 from local.unpod_sandbox import UnpodSandbox
+from tests.ordering import spread_long_modules
 
 REGION = "us-east-1"
 
@@ -94,39 +95,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    blocks: dict[str, list[pytest.Item]] = {}
-    rest: list[pytest.Item] = []
-    for item in items:
-        if item.get_closest_marker("integration"):
-            blocks.setdefault(item.path.name, []).append(item)
-        else:
-            rest.append(item)
-    if not blocks or not rest:
-        return
-    # xdist's work stealing first hands each worker a contiguous share of the list (the sizes
-    # below are its arithmetic): each share starts with one of the longest modules (round robin),
-    # and holds its part of the others in its middle
-    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
-    sizes: list[int] = []
-    remaining = len(items)
-    for share in range(workers):
-        sizes.append(remaining // (workers - share))
-        remaining -= sizes[-1]
-    first: list[list[pytest.Item]] = [[] for _ in range(workers)]
-    middle: list[list[pytest.Item]] = [[] for _ in range(workers)]
-    longest = [blocks.pop(name) for name in _LONGEST_MODULES if name in blocks]
-    for index, block in enumerate(longest):
-        first[index % workers].extend(block)
-    for index, block in enumerate(blocks.values()):
-        middle[index % workers].extend(block)
-    spread: list[pytest.Item] = []
-    taken = 0
-    for share in range(workers):
-        fill = max(0, sizes[share] - len(first[share]) - len(middle[share]))
-        part = rest[taken : taken + fill] if share < workers - 1 else rest[taken:]
-        taken += len(part)
-        spread += first[share] + part[: len(part) // 2] + middle[share] + part[len(part) // 2 :]
-    items[:] = spread
+    items[:] = spread_long_modules(
+        items,
+        lambda item: item.path.name if item.get_closest_marker("integration") else None,
+        _LONGEST_MODULES,
+        int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1),
+    )
 
 
 @pytest.fixture(autouse=True)
