@@ -31,14 +31,21 @@ def server() -> Any:
     running.stop()
 
 
-def _sqs(endpoint: str) -> Any:
-    return boto3.session.Session().client(
-        "sqs",
+def _client(service: str, endpoint: str, **options: Any) -> Any:
+    """A boto3 client of its own (own connection pool) for the server at `endpoint`."""
+    session: Any = boto3.session.Session()  # any service by name (boto3's stubs list each one)
+    return session.client(
+        service,
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
+        **options,
     )
+
+
+def _sqs(endpoint: str) -> Any:
+    return _client("sqs", endpoint)
 
 
 def test_aws_requests_reuse_one_connection(server: EmbeddedAwsServer) -> None:
@@ -111,14 +118,8 @@ def test_open_leads_finds_every_open_status_in_one_scan_and_skips_calls_planned_
 
 
 def _dynamodb(endpoint: str) -> Any:
-    return boto3.session.Session().client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=botocore.config.Config(retries={"max_attempts": 1}),  # an error shows, is not retried away
-    )
+    # one attempt: an error shows, is not retried away
+    return _client("dynamodb", endpoint, config=botocore.config.Config(retries={"max_attempts": 1}))
 
 
 def _run_together(workers: list[Callable[[], None]]) -> list[BaseException]:
