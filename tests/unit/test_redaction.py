@@ -63,3 +63,23 @@ def test_unpod_lookup_errors_do_not_quote_the_space_token(sandbox, credentials):
     assert "routing-space-zz96" not in message
     assert credentials.space_token not in json.dumps(message)
     assert "[redacted]" in message
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["2026-12-04T21:52:07.123456+00:00", "2026-12-04T21:52:07Z", "2026-12-04 21:52", "2026-12-04T21:52:07+0530"],
+)
+def test_redact_keeps_timestamps_and_still_masks_the_phone_beside_them(timestamp):
+    text = f"runs not paged back to {timestamp} within 5 pages; lead +1 (512) 555-0199"
+
+    assert redact(text) == f"runs not paged back to {timestamp} within 5 pages; lead [phone]"
+
+
+@pytest.mark.parametrize(
+    "number", ["+44 20 7946 0958", "(512) 555-0199", "512.555.0199", "0044 20 7946 0958", "2026-12-0419", "5125550199"]
+)
+def test_redact_masks_phone_numbers_in_every_common_shape(number):
+    masked = redact(f"Unpod refused {number}: invalid")
+
+    assert "[phone]" in masked
+    assert not any(character.isdigit() for character in masked)
