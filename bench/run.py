@@ -60,6 +60,8 @@ FUNCTIONS = {
 }
 #: dispatch invocations at once in the end-to-end run (Lambda's SQS event source starts with five)
 DISPATCH_CONTAINERS = 5
+#: the warm-ingest baseline
+BARE = "bare handler: one SQS send"
 BASELINE_INIT = 'import boto3; boto3.client("sqs")'
 MINIMAL_FUNCTION = """import boto3
 
@@ -327,11 +329,16 @@ class Harness:
         headers = sign_request("generic", "POST", url, signature_placeholders(), body)
         return api_gateway_event("POST", "/webhooks/generic", "", headers, body, "bench.example")
 
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Invoke the webhook handler; it must accept."""
+    @staticmethod
+    def context() -> Any:
+        """A fresh Lambda context of the webhook function (the runtime builds it before the handler runs)."""
         from local.stack import LambdaContextStub
 
-        result: dict[str, Any] = self.webhook.handler(event, LambdaContextStub("WebhookFunction"))
+        return LambdaContextStub("WebhookFunction")
+
+    def invoke(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """Invoke the webhook handler; it must accept."""
+        result: dict[str, Any] = self.webhook.handler(event, context or self.context())
         assert result["statusCode"] == 202, result
         return result
 
@@ -531,9 +538,9 @@ def warm_ingest(harness: Harness, reps: int, invocations: int) -> list[Figure]:
         return body, sign_request("generic", "POST", "https://bench.example/webhooks/generic", headers, body)
 
     def ours_once() -> float:
-        event = harness.event(lead_body(0))
+        event, context = harness.event(lead_body(0)), harness.context()
         started = time.perf_counter()
-        harness.invoke(event)
+        harness.invoke(event, context)
         return (time.perf_counter() - started) * 1000
 
     def bare_once() -> float:
@@ -548,9 +555,18 @@ def warm_ingest(harness: Harness, reps: int, invocations: int) -> list[Figure]:
         peer(body, headers)
         return (time.perf_counter() - started) * 1000
 
+    def ours_without(metrics_too: bool) -> Callable[[], float]:
+        def once() -> float:
+            with without_observability(metrics_too):
+                return ours_once()
+
+        return once
+
     runs: dict[str, Callable[[], float]] = {"bare": bare_once, "ours": ours_once}
-    if harness.embedded_server:  # the reference row (in-process moto) has no peer row
+    if harness.embedded_server:  # the reference row (in-process moto) has no peer nor ablation rows
         runs["peer"] = peer_once
+        runs["no_log_line"] = ours_without(metrics_too=False)
+        runs["no_observability"] = ours_without(metrics_too=True)
     for run in runs.values():  # warm: clients, secret cache, pools
         for _ in range(3):
             run()
@@ -566,23 +582,61 @@ def warm_ingest(harness: Harness, reps: int, invocations: int) -> list[Figure]:
             "ms",
             samples["ours"],
             samples["bare"],
-            "bare handler: one SQS send",
+            BARE,
         )
         reference.note = (
             "reference, no goal: moto's mock answers in-process, so a send is ~1 ms of Python and no I/O; "
             "the same handler overhead weighs more than against any server"
         )
         return [reference]
-    ours = Figure(
-        "warm ingest, one signed lead", "ms", samples["ours"], samples["bare"], "bare handler: one SQS send", "<= 1.2x"
-    )
+    ours = Figure("warm ingest, one signed lead", "ms", samples["ours"], samples["bare"], BARE, "<= 1.2x")
     ours.met = (ours.ratio or 99) <= 1.2
     ours.note = "against the embedded AWS as `make run` runs it: moto's server app on loopback HTTP (waitress)"
-    peer_figure = Figure(
-        "  peer baseline: verify + enqueue", "ms", samples["peer"], samples["bare"], "bare handler: one SQS send"
-    )
+    peer_figure = Figure("  peer baseline: verify + enqueue", "ms", samples["peer"], samples["bare"], BARE)
     peer_figure.note = "the shape of AWS's webhook samples, side by side"
-    return [ours, peer_figure]
+    ablations = [
+        Figure(
+            "  ours without the delivery's log line",
+            "ms",
+            samples["no_log_line"],
+            samples["bare"],
+            BARE,
+        ),
+        Figure(
+            "  ours without the log line and metrics",
+            "ms",
+            samples["no_observability"],
+            samples["bare"],
+            BARE,
+        ),
+    ]
+    for figure in ablations:
+        figure.note = (
+            "reference, no goal: what the goal would cost; the same handler with Powertools' per-delivery INFO "
+            "line (and the four metrics) switched off during these runs only (`without_observability`)"
+        )
+    return [ours, peer_figure, *ablations]
+
+
+def _ignore(*_: Any, **__: Any) -> None:
+    """A call that does nothing (cheaper than a Mock: the rows measure the handler, not the patch)."""
+
+
+@contextlib.contextmanager
+def without_observability(metrics_too: bool) -> Iterator[None]:
+    """The webhook's "webhook accepted" log line (and, with `metrics_too`, its metrics) made no-ops."""
+    import warnings
+    from unittest import mock
+
+    from lead_caller.observability import logger, metrics
+
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(mock.patch.object(logger, "info", _ignore))
+        if metrics_too:
+            patches.enter_context(mock.patch.object(metrics, "add_metric", _ignore))
+            patches.enter_context(warnings.catch_warnings())
+            warnings.simplefilter("ignore")  # Powertools warns that no metric was added
+        yield
 
 
 # ---- 4. requests from webhook to final record ----------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import json
 import time
@@ -12,8 +13,10 @@ from typing import Any
 import boto3
 import pytest
 
+from bench.run import without_observability
 from lead_caller.intake import Intake
 from lead_caller.leads import LeadMessage
+from lead_caller.observability import metrics
 from lead_caller.queue import LeadQueue
 from lead_caller.secrets import webhook_credentials
 from lead_caller.sources.base import WebhookRequest
@@ -261,3 +264,28 @@ def test_intake_logs_carry_no_phone_email_or_token(intake, captured_logs):
     assert "authentication failed" in logs
     for secret in ("5125550142", "555-0142", MARIA["email"], LOCAL_BEARER_TOKEN, "wrong-token-value"):
         assert secret not in logs
+
+
+def _accepted_logs_and_metrics(intake, captured_logs, metrics_too: bool | None) -> tuple[str, list[str]]:
+    metrics.clear_metrics()
+    with without_observability(metrics_too) if metrics_too is not None else contextlib.nullcontext():
+        reply = intake.handle(request(MARIA))
+    assert reply.status == 202
+    recorded = list(metrics.metric_set)
+    metrics.clear_metrics()
+    return captured_logs(), recorded
+
+
+def test_the_bench_switches_off_the_log_line_alone_then_with_the_metrics_and_restores_both(intake, captured_logs):
+    """`make bench`'s reference rows ("ours without the delivery's log line" and "...and metrics")."""
+    logs, recorded = _accepted_logs_and_metrics(intake, captured_logs, metrics_too=False)
+    assert "webhook accepted" not in logs
+    assert "LeadsAccepted" in recorded
+
+    logs, recorded = _accepted_logs_and_metrics(intake, captured_logs, metrics_too=True)
+    assert "webhook accepted" not in logs
+    assert recorded == []
+
+    logs, recorded = _accepted_logs_and_metrics(intake, captured_logs, metrics_too=None)
+    assert "webhook accepted" in logs
+    assert "LeadsAccepted" in recorded
