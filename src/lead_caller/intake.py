@@ -19,12 +19,12 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lead_caller.config import Settings
+from lead_caller.config import Routing, Settings
 from lead_caller.contacts import build_document
 from lead_caller.leads import LeadMessage, lead_id_of
 from lead_caller.mapping import FieldMapping
 from lead_caller.observability import logger, metrics
-from lead_caller.policy import consent_rejection, read_facts
+from lead_caller.policy import consent_rejection, policy_for, read_facts
 from lead_caller.queue import LeadQueue, QueueError, oversize_problem
 from lead_caller.secrets import SecretError
 from lead_caller.sources import compile_mappings, get_source
@@ -101,9 +101,9 @@ class Intake:
         return self._accept(source, request, leads)
 
     def _message(
-        self, source: Source, received_at: float, lead: ParsedLead
+        self, source: Source, received_at: float, lead: ParsedLead, source_routing: Routing
     ) -> tuple[LeadMessage | None, str | None, str | None]:
-        """(message, rejection reason, record id) of one parsed lead."""
+        """(message, rejection reason, record id) of one parsed lead (`source_routing`: its source's)."""
         if lead.record is None:  # a thin event: the dispatcher fetches the record
             problem = record_id_problem(lead.record_id) if lead.enrichment else "the event names no record"
             if problem is not None:
@@ -115,13 +115,14 @@ class Intake:
         raw = self.mappings[source.name].apply(lead.record)
         if lead.record_id and not raw.record_id:
             raw.record_id = lead.record_id
-        routing = self.settings.routing_for(source.name).for_record(lead.record)
-        facts = read_facts(self.settings, source.name, lead.record, routing)  # the lead's country, opt-out...
+        routing = source_routing.for_record(lead.record)
+        policy = policy_for(self.settings, source.name, routing)  # once per lead: facts and consent read it
+        facts = read_facts(self.settings, source.name, lead.record, routing, policy)  # country, opt-out...
         region, region_rule = facts["phone_region"], facts["phone_region_rule"]
         document, rejection, record_id = build_document(source.name, raw, region, region_rule)
         if document is None or rejection is not None:
             return None, str(rejection), record_id
-        no_consent = consent_rejection(self.settings, source.name, facts, routing)
+        no_consent = consent_rejection(self.settings, source.name, facts, routing, policy)
         if no_consent:
             return None, no_consent, record_id
         assert record_id is not None
@@ -154,8 +155,9 @@ class Intake:
         to_queue: dict[str, tuple[int, LeadMessage]] = {}
         rejected: list[tuple[int, str, str, str, dict[str, Any]]] = []
         body_digest = hashlib.sha256(raw).hexdigest()[:16]
+        source_routing = self.settings.routing_for(source.name)  # once per delivery, not per lead
         for index, lead in enumerate(leads):
-            message, reason, record_id = self._message(source, received_at, lead)
+            message, reason, record_id = self._message(source, received_at, lead, source_routing)
             if message is None:
                 key = record_id or f"unkeyed-{body_digest}-{index}"
                 lead_id = lead_id_of(source.name, key)

@@ -77,6 +77,8 @@ class LeadMessage:
             separators=(",", ":"),
             ensure_ascii=False,  # UTF-8 as is: an emoji is 4 bytes, not a 12-byte escape pair
         )
+        if body.isascii():  # most leads: nothing to escape, and no scan
+            return body
         # such characters only occur inside JSON strings, where a \uXXXX escape means the same
         return _SQS_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", body)
 

@@ -324,10 +324,17 @@ def _first_text(record: Mapping[str, Any], paths: Sequence[str], index: FoldInde
 
 
 def read_facts(
-    settings: Settings, source: str, record: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None
+    settings: Settings,
+    source: str,
+    record: Mapping[str, Any] | None,
+    overrides: Mapping[str, Any] | None = None,
+    policy: CallingPolicy | None = None,
 ) -> dict[str, Any]:
-    """What the policy needs to know about a lead, read from its CRM record (no phone numbers)."""
-    policy = policy_for(settings, source, overrides)
+    """What the policy needs to know about a lead, read from its CRM record (no phone numbers).
+
+    `policy`: the lead's `policy_for(settings, source, overrides)` when the caller has it already.
+    """
+    policy = policy_for(settings, source, overrides) if policy is None else policy
     facts: dict[str, Any] = {}
     if record is not None:
         index = FoldIndex()  # ~20 paths are tried against the record: fold its keys once, not per miss
@@ -366,10 +373,14 @@ def phone_region(settings: Settings, policy: CallingPolicy, facts: Mapping[str, 
 
 
 def consent_rejection(
-    settings: Settings, source: str, facts: Mapping[str, Any], overrides: Mapping[str, Any]
+    settings: Settings,
+    source: str,
+    facts: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    policy: CallingPolicy | None = None,
 ) -> str | None:
     """The rejection reason when the route's consent gate is on and the lead has not consented."""
-    policy = policy_for(settings, source, overrides)
+    policy = policy_for(settings, source, overrides) if policy is None else policy
     if policy.consent_field and not facts.get("consent"):
         return f"no consent: {policy.consent_field} is not true"
     return None
