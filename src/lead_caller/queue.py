@@ -128,8 +128,11 @@ class LeadQueue:
                 self._send_chunk(chunk)
             return
         pool = _pool()
-        futures = [pool.submit(self._send_chunk, chunk) for chunk in chunks]
-        wait(futures)  # every batch settles before the answer, as with a pool per call
+        futures = [pool.submit(self._send_chunk, chunk) for chunk in chunks[1:]]
+        try:
+            self._send_chunk(chunks[0])  # this thread sends one batch too, instead of only waiting
+        finally:
+            wait(futures)  # every batch settles before the answer, as with a pool per call
         for future in futures:
             future.result()  # re-raises the first QueueError
 

@@ -225,3 +225,33 @@ def test_a_failed_lone_send_is_a_queue_error():
     document = ContactDocument("Ada", "+15125550142", document_id="generic-x")
     with pytest.raises(QueueError, match="SendMessage failed"):
         LeadQueue(Broken(), "https://sqs.invalid/q").send([LeadMessage("generic", "x", time.time(), document)])
+
+
+def test_when_the_callers_own_batch_fails_the_other_batches_settle_before_the_queue_error():
+    """The calling thread sends the first batch itself: its failure must not answer the sender
+    while the pool's batches are still in flight (a retry would race them)."""
+    import threading
+
+    from lead_caller.leads import LeadMessage
+    from lead_caller.queue import QueueError
+
+    caller = threading.get_ident()
+
+    class FirstBatchFails(RecordingSQS):
+        def __init__(self) -> None:
+            super().__init__()
+            self.settled: list[str] = []
+
+        def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+            if threading.get_ident() == caller:
+                raise boto3.client("sqs").exceptions.ClientError({"Error": {"Code": "Throttling"}}, "SendMessageBatch")
+            time.sleep(0.05)  # still in flight when the caller's batch has failed
+            self.settled.append(kwargs["Entries"][0]["Id"])
+            return {"Successful": [], "Failed": []}
+
+    client = FirstBatchFails()
+    messages = [LeadMessage("generic", f"q{index}", time.time(), None, {}, {"id": index}) for index in range(30)]
+
+    with pytest.raises(QueueError, match="SendMessageBatch failed"):
+        LeadQueue(client, "https://sqs.invalid/q").send(messages)
+    assert len(client.settled) == 2  # both pool batches had finished when the error was raised
