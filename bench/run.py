@@ -610,10 +610,11 @@ def warm_ingest(harness: Harness, reps: int, invocations: int) -> list[Figure]:
             BARE,
         ),
     ]
-    for figure in ablations:
+    switched_off = ("Powertools' per-delivery INFO line", "that line and the delivery's four metrics")
+    for figure, what in zip(ablations, switched_off, strict=True):
         figure.note = (
-            "reference, no goal: what the goal would cost; the same handler with Powertools' per-delivery INFO "
-            "line (and the four metrics) switched off during these runs only (`without_observability`)"
+            f"reference, no goal: what the goal would cost; the same handler with {what} switched off "
+            "during these runs only (`without_observability`)"
         )
     return [ours, peer_figure, *ablations]
 
