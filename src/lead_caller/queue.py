@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 SQS_BATCH_LIMIT = 10
+#: SendMessageBatch calls in flight at once: the calling thread and the pool's threads. No more than
+#: botocore's default connection pool (10), or the extra connections are opened and thrown away.
 MAX_PARALLEL_BATCHES = 10
 #: the byte budget of one lead's message and of one SendMessageBatch call (module docstring)
 MAX_MESSAGE_BYTES = 262_144
@@ -42,7 +44,8 @@ def _pool() -> ThreadPoolExecutor:
     global _POOL  # a per-process cache, like the boto3 clients
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=MAX_PARALLEL_BATCHES, thread_name_prefix="lead-queue")
+            # the calling thread sends a batch too (LeadQueue.send)
+            _POOL = ThreadPoolExecutor(max_workers=MAX_PARALLEL_BATCHES - 1, thread_name_prefix="lead-queue")
         return _POOL
 
 

@@ -255,3 +255,36 @@ def test_when_the_callers_own_batch_fails_the_other_batches_settle_before_the_qu
     with pytest.raises(QueueError, match="SendMessageBatch failed"):
         LeadQueue(client, "https://sqs.invalid/q").send(messages)
     assert len(client.settled) == 2  # both pool batches had finished when the error was raised
+
+
+def test_no_more_batches_are_in_flight_than_the_clients_connection_pool_holds():
+    """25 batches (a delivery of large messages): the calling thread and the pool together never
+    send more than MAX_PARALLEL_BATCHES at once, botocore's default connection pool."""
+    import threading
+
+    from lead_caller.leads import LeadMessage
+    from lead_caller.queue import MAX_PARALLEL_BATCHES
+
+    class Concurrency(RecordingSQS):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lock = threading.Lock()
+            self.in_flight = 0
+            self.most = 0
+
+        def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+            with self.lock:
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+            time.sleep(0.05)  # long enough for every sender to be in flight together
+            with self.lock:
+                self.in_flight -= 1
+            return super().send_message_batch(**kwargs)
+
+    client = Concurrency()
+    messages = [LeadMessage("generic", f"q{index}", time.time(), None, {}, {"id": index}) for index in range(250)]
+
+    LeadQueue(client, "https://sqs.invalid/q").send(messages)
+
+    assert len(client.calls) == 25
+    assert 2 <= client.most <= MAX_PARALLEL_BATCHES  # concurrent, and within the connection pool
