@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import quote
@@ -129,6 +130,10 @@ _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None)._
 logger = Logger(service="lead-caller", logger_formatter=RedactingFormatter())
 logging.getLogger(logger.name).addFilter(RedactingFilter())
 metrics = Metrics(namespace="LeadCaller", service="lead-caller")
+# Powertools warns (to stderr, once per container) when an invocation adds no metric. Here that is
+# expected: a 404, a refused payload, `lead-caller doctor`'s test delivery, a batch with nothing to
+# do. The filter is the one Powertools' metrics docs give for this case.
+warnings.filterwarnings("ignore", "No application metrics to publish*")
 
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib
 import json
+import subprocess
+import sys
 from types import ModuleType
 from typing import Any
 
 import pytest
 
 from local.stack import LambdaContextStub, api_gateway_event
+from tests.lambda_like import lambda_like_environment
 
 
 @pytest.fixture
@@ -65,6 +68,29 @@ def test_other_routes_and_methods_get_a_json_404(webhook):
         response = webhook.handler(request, LambdaContextStub("WebhookFunction"))
         assert response["statusCode"] == 404
         assert json.loads(response["body"])["error"] == "not_found"
+
+
+def test_an_answer_without_metrics_writes_no_powertools_warning_to_the_logs():
+    """A 404 (or a refused payload, or `lead-caller doctor`'s test delivery) adds no metric: expected
+    here, so Powertools' "No application metrics to publish" warning would only be noise. Checked in
+    a fresh interpreter, whose stderr is what Lambda logs (pytest resets warning filters per test)."""
+    code = (
+        "from lead_caller.handlers import webhook\n"
+        "context = type('Context', (), {'function_name': 'f', 'memory_limit_in_mb': 512, "
+        "'invoked_function_arn': 'arn', 'aws_request_id': 'r'})()\n"
+        "for _ in range(2):\n"
+        "    webhook.handler({'rawPath': '/nowhere', 'requestContext': {'http': {'method': 'GET'}}}, context)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        env=lambda_like_environment(POWERTOOLS_TRACE_DISABLED="true"),  # the template's default
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""
 
 
 def test_a_bug_answers_500_json_without_a_stack_trace(webhook, monkeypatch):
