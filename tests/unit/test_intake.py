@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from bench.run import without_observability
+from bench.run import log_level_warning
 from lead_caller.intake import Intake
 from lead_caller.leads import LeadMessage
 from lead_caller.observability import metrics
@@ -268,7 +268,7 @@ def test_intake_logs_carry_no_phone_email_or_token(intake, captured_logs):
 
 def _accepted_logs_and_metrics(intake, captured_logs, metrics_too: bool | None) -> tuple[str, list[str]]:
     metrics.clear_metrics()
-    with without_observability(metrics_too) if metrics_too is not None else contextlib.nullcontext():
+    with log_level_warning(metrics_too) if metrics_too is not None else contextlib.nullcontext():
         reply = intake.handle(request(MARIA))
     assert reply.status == 202
     recorded = list(metrics.metric_set)
@@ -277,7 +277,7 @@ def _accepted_logs_and_metrics(intake, captured_logs, metrics_too: bool | None) 
 
 
 def test_the_bench_switches_off_the_log_line_alone_then_with_the_metrics_and_restores_both(intake, captured_logs):
-    """`make bench`'s reference rows ("ours without the delivery's log line" and "...and metrics")."""
+    """`make bench`'s reference rows ("deployed with LogLevel=WARNING" and "the same, and no metrics")."""
     logs, recorded = _accepted_logs_and_metrics(intake, captured_logs, metrics_too=False)
     assert "webhook accepted" not in logs
     assert "LeadsAccepted" in recorded
