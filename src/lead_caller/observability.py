@@ -180,11 +180,11 @@ def _tracer() -> HandlerTracer:
 tracer = _tracer()
 
 _EMAIL = re.compile(r"[^\s@\"']+@[^\s@\"']+\.[A-Za-z]{2,}")
-_PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+_PHONE = r"\+?\d[\d\s().-]{6,}\d"
 #: an ISO 8601 timestamp (date and time, e.g. `since.isoformat()` in an error): its digit run is not
 #: a phone number. A date alone stays masked: "2026-12-04" is also how some numbers are written.
 _TIMESTAMP = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
-_PHONE_OR_TIMESTAMP = re.compile(f"(?P<timestamp>{_TIMESTAMP})|{_PHONE.pattern}")
+_PHONE_OR_TIMESTAMP = re.compile(f"(?P<timestamp>{_TIMESTAMP})|{_PHONE}")
 _TOKEN = re.compile(r"(?i)(token|bearer|whsec_|secret)[\s:=\"']*[A-Za-z0-9_\-./+=]{6,}")
 
 

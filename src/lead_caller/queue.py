@@ -122,11 +122,7 @@ class LeadQueue:
             if len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:
                 raise QueueError(f"a message is larger than {MAX_MESSAGE_BYTES} bytes")
         chunks = [[bodies[index] for index in group] for group in batches(bodies)]
-        if len(chunks) <= 1:
-            for chunk in chunks:
-                self._send_chunk(chunk)
-            return
-        if MAX_PARALLEL_BATCHES <= 1:
+        if len(chunks) <= 1 or MAX_PARALLEL_BATCHES <= 1:
             for chunk in chunks:
                 self._send_chunk(chunk)
             return
