@@ -555,18 +555,9 @@ def warm_ingest(harness: Harness, reps: int, invocations: int) -> list[Figure]:
         peer(body, headers)
         return (time.perf_counter() - started) * 1000
 
-    def ours_quieter(metrics_off: bool) -> Callable[[], float]:
-        def once() -> float:
-            with log_level_warning(metrics_off):
-                return ours_once()
-
-        return once
-
     runs: dict[str, Callable[[], float]] = {"bare": bare_once, "ours": ours_once}
-    if harness.embedded_server:  # the reference row (in-process moto) has no peer nor ablation rows
+    if harness.embedded_server:  # the reference row (in-process moto) has no peer row
         runs["peer"] = peer_once
-        runs["log_level_warning"] = ours_quieter(metrics_off=False)
-        runs["no_log_line_nor_metrics"] = ours_quieter(metrics_off=True)
     for run in runs.values():  # warm: clients, secret cache, pools
         for _ in range(3):
             run()
@@ -594,44 +585,7 @@ def warm_ingest(harness: Harness, reps: int, invocations: int) -> list[Figure]:
     ours.note = "against the embedded AWS as `make run` runs it: moto's server app on loopback HTTP (waitress)"
     peer_figure = Figure("  peer baseline: verify + enqueue", "ms", samples["peer"], samples["bare"], BARE)
     peer_figure.note = "the shape of AWS's webhook samples, side by side"
-    level = Figure("  ours, deployed with LogLevel=WARNING", "ms", samples["log_level_warning"], samples["bare"], BARE)
-    level.note = (
-        "reference, no goal: the template's LogLevel parameter set to WARNING for these runs (the default is INFO): "
-        "the handler writes no per-delivery 'webhook accepted' line"
-    )
-    quiet = Figure("  the same, and no metrics", "ms", samples["no_log_line_nor_metrics"], samples["bare"], BARE)
-    quiet.note = (
-        "reference, no goal: no deploy option does this; the delivery's four metrics are not recorded either "
-        "(`log_level_warning(metrics_off=True)`): what the goal would cost"
-    )
-    ablations = [level, quiet]
-    return [ours, peer_figure, *ablations]
-
-
-def _ignore(*_: Any, **__: Any) -> None:
-    """A call that does nothing (cheaper than a Mock: the rows measure the handler, not the patch)."""
-
-
-@contextlib.contextmanager
-def log_level_warning(metrics_off: bool = False) -> Iterator[None]:
-    """The functions' logger at WARNING, as `LogLevel=WARNING` deploys them (no per-delivery INFO line);
-    with `metrics_off`, `add_metric` does nothing as well. Both restored after."""
-    import warnings
-    from unittest import mock
-
-    from lead_caller.observability import logger, metrics
-
-    level = logger.log_level
-    logger.setLevel("WARNING")
-    try:
-        with contextlib.ExitStack() as patches:
-            if metrics_off:
-                patches.enter_context(mock.patch.object(metrics, "add_metric", _ignore))
-                patches.enter_context(warnings.catch_warnings())
-                warnings.simplefilter("ignore")  # Powertools warns that no metric was added
-            yield
-    finally:
-        logger.setLevel(level)
+    return [ours, peer_figure]
 
 
 # ---- 4. requests from webhook to final record ----------------------------------------------------

@@ -206,11 +206,12 @@ def dispatcher(settings: Settings, store: LeadStore, client: UnpodClient, creden
 
 @pytest.fixture
 def captured_logs(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
-    """Everything logged (Powertools JSON lines included) or printed during a test, as one string.
+    """Everything logged (Powertools JSON lines included) or printed during a test, as one string,
+    pending metrics included: reading it writes their line first, as a handler's end does.
 
     Call the fixture value to read it.
     """
-    from lead_caller.observability import logger
+    from lead_caller.observability import logger, metrics
 
     caplog.set_level(logging.INFO)  # what Lambda's runtime logs; botocore's DEBUG wire dumps are off there
     caplog.set_level(logging.DEBUG, logger="lead-caller")
@@ -222,6 +223,8 @@ def captured_logs(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixtur
     logger.setLevel("DEBUG")
 
     def text() -> str:
+        if metrics.metric_set:  # the delivery's line (metrics and what happened to its leads)
+            metrics.flush_metrics()
         out, err = capsys.readouterr()
         return "\n".join([stream.getvalue(), out, err, caplog.text])
 

@@ -127,6 +127,17 @@ def _masked(value: Any) -> Any:
 
 _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
+
+def annotate_metrics_line(fields: Mapping[str, Any]) -> None:
+    """Write `fields` into this invocation's metrics line (Powertools metadata: searchable in Logs
+    Insights, never a metric), registered secrets masked as in a log record's extras. None is left out."""
+    # `metadata_set` itself: `add_metadata` formats each value into a debug message first, one call per key
+    metadata = metrics.metadata_set
+    for key, value in fields.items():
+        if value is not None:
+            metadata[key] = _masked(value) if _secrets else value
+
+
 logger = Logger(service="lead-caller", logger_formatter=RedactingFormatter())
 logging.getLogger(logger.name).addFilter(RedactingFilter())
 metrics = Metrics(namespace="LeadCaller", service="lead-caller")

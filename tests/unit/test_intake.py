@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
+import hashlib
 import json
 import time
 from functools import partial
@@ -13,10 +13,9 @@ from typing import Any
 import boto3
 import pytest
 
-from bench.run import log_level_warning
 from lead_caller.intake import Intake
 from lead_caller.leads import LeadMessage
-from lead_caller.observability import metrics
+from lead_caller.observability import logger, metrics, register_secrets
 from lead_caller.queue import LeadQueue
 from lead_caller.secrets import webhook_credentials
 from lead_caller.sources.base import WebhookRequest
@@ -266,26 +265,50 @@ def test_intake_logs_carry_no_phone_email_or_token(intake, captured_logs):
         assert secret not in logs
 
 
-def _accepted_logs_and_metrics(intake, captured_logs, metrics_too: bool | None) -> tuple[str, list[str]]:
+def _metrics_lines(logs: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in logs.splitlines() if line.startswith('{"_aws"')]
+
+
+def test_a_delivery_writes_one_line_its_metrics_naming_its_source_leads_and_request(intake, captured_logs):
     metrics.clear_metrics()
-    with log_level_warning(metrics_too) if metrics_too is not None else contextlib.nullcontext():
-        reply = intake.handle(request(MARIA))
+    logger.append_keys(function_request_id="req-one-line", correlation_id="api-req-7")
+    try:
+        reply = intake.handle(request([MARIA, {**MARIA, "id": "zap-bad-phone", "phone": "bad"}]))
+        logs = captured_logs()
+    finally:
+        logger.remove_keys(["function_request_id", "correlation_id"])
+
     assert reply.status == 202
-    recorded = list(metrics.metric_set)
+    [line] = _metrics_lines(logs)
+    assert line["message"] == "webhook accepted"
+    assert (line["source"], line["queued"], line["duplicate"], line["rejected"]) == ("generic", 1, 0, 1)
+    assert line["lead_ids"] == ["generic#zap-lead-20260101-0001", "generic#zap-bad-phone"]
+    assert (line["function_request_id"], line["correlation_id"]) == ("req-one-line", "api-req-7")
+    assert (line["LeadsReceived"], line["LeadsAccepted"], line["LeadsRejected"]) == ([2.0], [1.0], [1.0])
+    assert "LeadsAccepted" in {m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert "lead_ids" not in {m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert logs.count("webhook accepted") == 1  # no second line for the same delivery
+
+
+def test_a_secret_in_a_record_id_is_masked_in_the_metrics_line(intake, captured_logs):
     metrics.clear_metrics()
-    return captured_logs(), recorded
+    register_secrets("zz41-secret-record")
+
+    intake.handle(request({**MARIA, "id": "lead-zz41-secret-record"}))
+    logs = captured_logs()
+
+    [line] = _metrics_lines(logs)
+    assert line["lead_ids"] == ["generic#lead-[redacted]"]
+    assert "zz41-secret-record" not in logs
 
 
-def test_the_bench_switches_off_the_log_line_alone_then_with_the_metrics_and_restores_both(intake, captured_logs):
-    """`make bench`'s reference rows ("deployed with LogLevel=WARNING" and "the same, and no metrics")."""
-    logs, recorded = _accepted_logs_and_metrics(intake, captured_logs, metrics_too=False)
-    assert "webhook accepted" not in logs
-    assert "LeadsAccepted" in recorded
+def test_leads_without_a_record_id_are_keyed_by_the_deliverys_digest_and_their_place(intake):
+    body = json.dumps([{"name": "No Id", "phone": "bad"}, {"name": "No Id Either"}]).encode()
 
-    logs, recorded = _accepted_logs_and_metrics(intake, captured_logs, metrics_too=True)
-    assert "webhook accepted" not in logs
-    assert recorded == []
+    reply = intake.handle(request(body))
 
-    logs, recorded = _accepted_logs_and_metrics(intake, captured_logs, metrics_too=None)
-    assert "webhook accepted" in logs
-    assert "LeadsAccepted" in recorded
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    assert [result["lead_id"] for result in answer(reply)["results"]] == [
+        f"generic#unkeyed-{digest}-0",
+        f"generic#unkeyed-{digest}-1",
+    ]

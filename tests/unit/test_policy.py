@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import boto3
 import pytest
 
-from lead_caller.config import ConfigError, Routing, Settings
+from lead_caller.config import ConfigError, RouteRule, Routing, Settings
 from lead_caller.contacts import ContactDocument
 from lead_caller.dispatcher import Dispatcher, QueuedRecord
 from lead_caller.intake import Intake
@@ -156,6 +156,29 @@ def test_a_routes_phone_region_is_the_fallback(intake, settings):
     assert message.document is not None
     assert message.document.contact_number == "+442079460018"
     assert message.facts["phone_region_rule"] == "route"
+
+
+def test_a_routing_rules_policy_overrides_its_sources_for_the_leads_it_matches(intake, settings):
+    """The source's policy is read once per delivery; a lead whose rule carries a calling policy gets
+    that one instead, the next lead of the same delivery the source's again."""
+    rule = RouteRule("market", ("uk",), None, {"calling_policy": {"phone_region": "GB"}})
+    routing = {"generic": Routing(calling_policy={"phone_region": "IN"}, rules=(rule,))}
+    intake.settings = dataclasses.replace(settings, source_routing=routing)
+
+    post(
+        intake,
+        [
+            {"id": "uk-1", "name": "Ada", "phone": "020 7946 0018", "market": "UK"},
+            {"id": "in-1", "name": "Asha", "phone": "98765 43210"},
+        ],
+    )
+
+    by_id = {message.record_id: message for message in queued(settings)}
+    numbers = {
+        record_id: message.document.contact_number if message.document else None for record_id, message in by_id.items()
+    }
+    assert numbers == {"uk-1": "+442079460018", "in-1": "+919876543210"}
+    assert (by_id["uk-1"].facts["phone_region"], by_id["in-1"].facts["phone_region"]) == ("GB", "IN")
 
 
 @pytest.mark.parametrize(
