@@ -118,3 +118,37 @@ def test_a_body_with_a_lone_surrogate_is_bad_input_not_a_500(webhook):
     assert request.body == b'{"name": "\xed\xa0\x80"}'
     assert response["statusCode"] != 500  # the intake answers it (here: no secret to read, 503)
     assert json.loads(response["body"])["error"] != "internal"
+
+
+def test_a_delivery_line_names_api_gateways_request_id_and_the_invocation(webhook, settings, monkeypatch, capsys):
+    """The correlation id (API Gateway's `requestContext.requestId`) and Lambda's request id are in the
+    one line a delivery writes, so it joins the sender's request and the invocation's other lines."""
+    import boto3
+
+    from lead_caller.intake import Intake
+    from lead_caller.queue import LeadQueue
+    from lead_caller.secrets import webhook_credentials
+    from lead_caller.store import LeadStore
+    from local.signing import LOCAL_BEARER_TOKEN
+
+    wired = Intake(
+        settings=settings,
+        store=LeadStore(boto3.client("dynamodb"), settings.table_name),
+        queue=LeadQueue(boto3.client("sqs"), settings.queue_url),
+        credentials=lambda source: webhook_credentials(settings, source),
+    )
+    monkeypatch.setattr(webhook, "intake", wired)
+    body = json.dumps({"id": "corr-1", "name": "Maria Gonzalez", "phone": "+1 512 555 0142"}).encode()
+    headers = {"content-type": "application/json", "authorization": f"Bearer {LOCAL_BEARER_TOKEN}"}
+    built = api_gateway_event("POST", "/webhooks/generic", "", headers, body, "api.example.com")
+    built["requestContext"]["requestId"] = "api-gw-request-42"
+    context = LambdaContextStub("WebhookFunction", aws_request_id="lambda-request-7")
+    capsys.readouterr()
+
+    response = webhook.handler(built, context)
+
+    assert response["statusCode"] == 202
+    [line] = [json.loads(text) for text in capsys.readouterr().out.splitlines() if text.startswith('{"_aws"')]
+    assert line["correlation_id"] == "api-gw-request-42"
+    assert line["function_request_id"] == "lambda-request-7"
+    assert line["lead_ids"] == ["generic#corr-1"]
