@@ -11,9 +11,9 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import phonenumbers
 
@@ -37,6 +37,9 @@ def stored_routing(routing: Mapping[str, Any]) -> dict[str, Any]:
     if token:
         stored["space_ref"] = space_ref(str(token))
     return stored
+
+
+_T = TypeVar("_T")
 
 
 class ConfigError(ValueError):
@@ -169,6 +172,18 @@ class Settings:
     #: it from IntakeDuplicateCheck (default false); constructed directly, it keeps the old behaviour.
     intake_duplicate_check: bool = True
 
+    #: values derived from these settings once and kept (a source's routing and calling policy): the
+    #: settings never change after they are built; `dataclasses.replace` starts an empty memo
+    _derived: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def derived(self, key: Hashable, build: Callable[[], _T]) -> _T:
+        """`build()`, computed once per settings object and `key` (values the settings alone decide)."""
+        try:
+            value: _T = self._derived[key]
+        except KeyError:
+            value = self._derived[key] = build()
+        return value
+
     def space_for(self, routing: Mapping[str, Any], default: str) -> str:
         """The space token of a stored routing (`stored_routing`): a configured token with that
         `space_ref`, else `default` (the Unpod secret's space)."""
@@ -184,7 +199,10 @@ class Settings:
         return default
 
     def routing_for(self, source: str) -> Routing:
-        """The routing of a source, with the global defaults filled in."""
+        """The routing of a source, with the global defaults filled in (built once per source)."""
+        return self.derived(("routing", source), lambda: self._routing_for(source))
+
+    def _routing_for(self, source: str) -> Routing:
         override = self.source_routing.get(source, Routing())
         return Routing(
             pilot=override.pilot,

@@ -19,12 +19,12 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lead_caller.config import Routing, Settings
+from lead_caller.config import Settings
 from lead_caller.contacts import build_document
 from lead_caller.leads import LeadMessage, lead_id_of
 from lead_caller.mapping import FieldMapping
 from lead_caller.observability import annotate_metrics_line, logger, metrics
-from lead_caller.policy import CallingPolicy, consent_rejection, policy_for, read_facts
+from lead_caller.policy import consent_rejection, policy_for, read_facts
 from lead_caller.queue import LeadQueue, QueueError, oversize_problem
 from lead_caller.secrets import SecretError
 from lead_caller.sources import compile_mappings, get_source
@@ -101,15 +101,9 @@ class Intake:
         return self._accept(source, request, leads)
 
     def _message(
-        self,
-        source: Source,
-        received_at: float,
-        lead: ParsedLead,
-        source_routing: Routing,
-        source_policy: CallingPolicy,
+        self, source: Source, received_at: float, lead: ParsedLead
     ) -> tuple[LeadMessage | None, str | None, str | None]:
-        """(message, rejection reason, record id) of one parsed lead (`source_routing`, `source_policy`:
-        its source's, without a routing rule's override)."""
+        """(message, rejection reason, record id) of one parsed lead."""
         if lead.record is None:  # a thin event: the dispatcher fetches the record
             problem = record_id_problem(lead.record_id) if lead.enrichment else "the event names no record"
             if problem is not None:
@@ -121,9 +115,8 @@ class Intake:
         raw = self.mappings[source.name].apply(lead.record)
         if lead.record_id and not raw.record_id:
             raw.record_id = lead.record_id
-        routing = source_routing.for_record(lead.record)
-        # the source's policy (once per delivery) unless the lead's routing rule overrides it
-        policy = source_policy if "calling_policy" not in routing else policy_for(self.settings, source.name, routing)
+        routing = self.settings.routing_for(source.name).for_record(lead.record)
+        policy = policy_for(self.settings, source.name, routing)  # once per lead: facts and consent read it
         facts = read_facts(self.settings, source.name, lead.record, routing, policy)  # country, opt-out...
         region, region_rule = facts["phone_region"], facts["phone_region_rule"]
         document, rejection, record_id = build_document(source.name, raw, region, region_rule)
@@ -161,11 +154,9 @@ class Intake:
         results: list[LeadResult] = []
         to_queue: dict[str, tuple[int, LeadMessage]] = {}
         rejected: list[tuple[int, str, str, str, dict[str, Any]]] = []
-        source_routing = self.settings.routing_for(source.name)  # once per delivery, not per lead
-        source_policy = policy_for(self.settings, source.name)
         body_digest: str | None = None
         for index, lead in enumerate(leads):
-            message, reason, record_id = self._message(source, received_at, lead, source_routing, source_policy)
+            message, reason, record_id = self._message(source, received_at, lead)
             if message is None:
                 if record_id is None and body_digest is None:  # once, and only for a lead with no id
                     body_digest = hashlib.sha256(raw).hexdigest()[:16]

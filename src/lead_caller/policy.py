@@ -290,6 +290,12 @@ def _compiled(layers_json: str) -> CallingPolicy:
 
 def policy_for(settings: Settings, source: str, overrides: Mapping[str, Any] | None = None) -> CallingPolicy:
     """The effective policy of a lead: stack default, source, then its routing rule's override."""
+    if not (overrides and isinstance(overrides.get("calling_policy"), Mapping)):  # most leads: the source's
+        return settings.derived(("calling_policy", source), lambda: _policy_for(settings, source, None))
+    return _policy_for(settings, source, overrides)
+
+
+def _policy_for(settings: Settings, source: str, overrides: Mapping[str, Any] | None) -> CallingPolicy:
     layers: list[Any] = [settings.calling_policy]
     source_routing = settings.source_routing.get(source)
     if source_routing is not None and source_routing.calling_policy:

@@ -1,5 +1,6 @@
 """Unit tests for lead_caller.config: Settings.from_env, SOURCE_ROUTING and routing_for."""
 
+import dataclasses
 import json
 from typing import Any
 
@@ -365,3 +366,19 @@ def test_retry_schedule_and_time_scale_are_read() -> None:
         Settings.from_env({"RETRY_SCHEDULE_SECONDS": "30,50000"})  # beyond SQS's 12 h visibility limit
     with pytest.raises(ConfigError, match="RETRY_TIME_SCALE"):
         Settings.from_env({"RETRY_TIME_SCALE": "0"})
+
+
+def test_a_sources_routing_and_policy_are_built_once_and_a_replaced_settings_builds_its_own():
+    from lead_caller.policy import policy_for
+
+    settings = Settings(source_routing={"generic": Routing(context="Pitch A", calling_policy={"phone_region": "GB"})})
+
+    assert settings.routing_for("generic") is settings.routing_for("generic")
+    assert policy_for(settings, "generic") is policy_for(settings, "generic", {"pilot": "x"})
+
+    replaced = dataclasses.replace(settings, source_routing={"generic": Routing(context="Pitch B")})
+
+    assert replaced.routing_for("generic").context == "Pitch B"
+    assert settings.routing_for("generic").context == "Pitch A"
+    assert policy_for(replaced, "generic").phone_region != policy_for(settings, "generic").phone_region
+    assert replaced == dataclasses.replace(replaced)  # the memo is not part of the settings' value

@@ -3,6 +3,7 @@ user-defined field mappings and per-value routing, through the intake on moto.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import Any
@@ -171,7 +172,7 @@ def test_a_user_mapping_routes_a_custom_field_into_context_about_and_labels(sett
             "labels": {"labels": ["tags", "custom.segment", {"value": "zapier"}]},
         }
     }
-    configured = Settings(**{**settings.__dict__, "field_mappings": mappings})
+    configured = dataclasses.replace(settings, field_mappings=mappings)
     body = {
         "name": "Ana",
         "phone": "+15125550142",
@@ -212,7 +213,7 @@ def test_per_value_routing_picks_pilot_and_context_from_the_payload(settings):
             )
         }
     ).source_routing
-    configured = Settings(**{**settings.__dict__, "source_routing": routing})
+    configured = dataclasses.replace(settings, source_routing=routing)
     leads = [
         {"id": "e1", "name": "Ent", "phone": "+15125550101", "pipeline": "enterprise"},
         {"id": "v1", "name": "Vip", "phone": "+15125550102", "tags": ["vip"]},
