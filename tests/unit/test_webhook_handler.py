@@ -6,6 +6,7 @@ import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 
 from local.stack import LambdaContextStub, api_gateway_event
 from tests.lambda_like import lambda_like_environment
+
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
 
 @pytest.fixture
@@ -152,3 +155,6 @@ def test_a_delivery_line_names_api_gateways_request_id_and_the_invocation(webhoo
     assert line["correlation_id"] == "api-gw-request-42"
     assert line["function_request_id"] == "lambda-request-7"
     assert line["lead_ids"] == ["generic#corr-1"]
+    documented = json.loads(OPERATIONS.read_text().split("## Logs", 1)[1].split("```json\n", 1)[1].split("```", 1)[0])
+    assert set(documented) == set(line)  # docs/operations.md shows the line as the handler writes it
+    assert documented["_aws"]["CloudWatchMetrics"][0]["Metrics"] == line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
