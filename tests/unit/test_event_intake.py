@@ -63,6 +63,20 @@ def test_the_sample_lead_created_event_is_queued(events, settings):
     assert message.document.document_id == f"eventbridge-{sample['detail']['id']}"
 
 
+def test_an_events_leads_are_named_in_its_one_metrics_line(events, captured_logs):
+    from lead_caller.observability import metrics
+
+    metrics.clear_metrics()
+    sample = json.loads((ROOT / "events" / "eventbridge-lead-created.json").read_text())
+
+    events.handle(sample)
+
+    lines = [json.loads(line) for line in captured_logs().splitlines() if line.startswith('{"_aws"')]
+    assert [(line["source"], line["lead_ids"], line["LeadsAccepted"]) for line in lines] == [
+        ("eventbridge", [f"eventbridge#{sample['detail']['id']}"], [1.0])
+    ]
+
+
 def test_detail_may_be_an_array_an_envelope_or_a_json_string(events, settings):
     leads = [{"id": "eb-1", "name": "A", "phone": "+15125550101"}, {"id": "eb-2", "name": "B", "phone": "+15125550102"}]
 
