@@ -167,17 +167,10 @@ class Source:
         return body
 
     def reply_accepted(self, results: Sequence[LeadResult]) -> Reply:
-        """Answer a request whose leads were all queued, recognised as duplicates or rejected."""
-        queued = sum(1 for result in results if result.status in ("queued", "duplicate"))
-        status = 202 if queued or not results else 422
-        return Reply.json(
-            status,
-            {
-                "accepted": queued,
-                "rejected": len(results) - queued,
-                "results": [result.to_json() for result in results],
-            },
-        )
+        """Answer a request whose leads were all queued, recognised as duplicates or rejected:
+        202, or 422 when every lead was rejected."""
+        body = self.results_body(results)
+        return Reply.json(202 if body["accepted"] or not results else 422, body)
 
     def reply_error(self, status: int, error: str, message: str) -> Reply:
         """Answer a request that was refused (bad auth, malformed body...)."""
