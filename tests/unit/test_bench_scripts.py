@@ -52,7 +52,7 @@ def test_the_breakdown_times_every_stage_of_a_signed_lead(tmp_path):
 def test_the_ablations_measure_every_variant_against_the_bare_send_and_keep_the_line(tmp_path):
     lines = quick_run("bench.ablations", tmp_path)
 
-    assert lines[0].endswith("are the shipped line: yes")  # the two line variants write what ships
+    assert lines[0].endswith("are the shipped line: yes")  # the variants writing the line write what ships
     rows = table_rows(lines)
     assert {"as shipped"} | {variant.name for variant in VARIANTS} <= set(rows)
     for name, cells in rows.items():
