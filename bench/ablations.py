@@ -53,12 +53,17 @@ class Variant:
 
 
 def _delivery_line(fields: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """The delivery's metrics (in Powertools' stored shape) and metadata, from annotate_metrics_line's fields."""
+    """The delivery's metrics (in Powertools' stored shape) and metadata from annotate_metrics_line's
+    fields, registered secrets masked as it masks them (the bench's lead is valid: no
+    `LeadsRejected_<kind>` metric)."""
+    from lead_caller.observability import _masked, known_secrets
+
     metrics = {
         name: {"Unit": "Count", "StorageResolution": 60, "Value": [float(sum(fields[key] for key in keys))]}
         for name, keys in DELIVERY_METRICS.items()
     }
-    return metrics, {key: value for key, value in fields.items() if value is not None}
+    masking = bool(known_secrets())
+    return metrics, {key: _masked(value) if masking else value for key, value in fields.items() if value is not None}
 
 
 def _ignored(**_: Any) -> None:
